@@ -1,0 +1,43 @@
+# Spillway. Two commands do all the set-up on a fresh Debian/Ubuntu machine:
+#   make run    install what is missing, start the whole stack (Ctrl-C stops it)
+#   make test   the same bootstrap on separate ports under var/test, then pytest
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+N ?= 410000
+
+.PHONY: help run test seed bench sysdeps venv clean
+
+help:
+	@echo "make run         start MariaDB, Redis, web, worker and Flower (Ctrl-C stops all)"
+	@echo "make test        run the test suite against private servers under var/test"
+	@echo "make seed N=...  load N demo items into the running stack's MySQL (default $(N))"
+	@echo "make bench       the load bench; writes bench/report.md and charts"
+	@echo "make clean       remove var/ (private servers' data, logs) and the virtualenv"
+
+run: sysdeps venv
+	$(PY) -m deploy.run
+
+test: sysdeps venv
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+seed: venv
+	$(PY) -m deploy.seed $(N)
+
+sysdeps:
+	@deploy/sysdeps.sh
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed (PYTHON=$(PYTHON))"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $(STAMP)
+
+clean:
+	rm -rf var $(VENV)

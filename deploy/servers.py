@@ -1,0 +1,301 @@
+"""Private MariaDB and Redis servers under a var/ directory, started and stopped by pid.
+
+`make run` and the test bootstrap both use these classes, each with its own var/
+directory and ports, so a test run never touches the servers of a running stack.
+Servers are started in their own session, so a Ctrl-C in the terminal reaches
+supervisord (which stops the app gracefully) and not the databases underneath it.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+class ServerError(RuntimeError):
+    """A private server could not be installed, started or stopped."""
+
+
+def _alive(pid):
+    """Return True if a process with this pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return False
+
+
+def _read_pid(path):
+    """Return the pid stored in a pid file, or None."""
+    try:
+        return int(Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def port_open(port, host="127.0.0.1"):
+    """Return True if something accepts TCP connections on host:port."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+class PrivateServer:
+    """A server process owned by this checkout: its files live under var_dir."""
+
+    name = "server"
+    stop_timeout = 60
+
+    def __init__(self, var_dir, port):
+        self.var_dir = Path(var_dir).resolve()
+        self.port = int(port)
+        self.run_dir = self.var_dir / "run"
+        self.log_dir = self.var_dir / "log"
+        self.proc = None
+
+    @property
+    def pidfile(self):
+        """Path of the pid file the server writes."""
+        return self.run_dir / f"{self.name}.pid"
+
+    @property
+    def pid(self):
+        """The running server's pid, or None if it is not running."""
+        if self.proc is not None and self.proc.poll() is None:
+            return self.proc.pid
+        pid = _read_pid(self.pidfile)
+        if pid and _alive(pid) and str(self.var_dir) in self._cmdline(pid):
+            return pid
+        return None
+
+    @staticmethod
+    def _cmdline(pid):
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            return ""
+
+    def command(self):
+        """The argv that runs the server in the foreground."""
+        raise NotImplementedError
+
+    def prepare(self):
+        """Create config files and data directories (idempotent)."""
+
+    def ping(self):
+        """Return True once the server answers its protocol."""
+        raise NotImplementedError
+
+    def start(self, timeout=60):
+        """Start the server unless it already runs; return once it answers."""
+        if self.pid:
+            self.wait_ready(timeout)
+            return
+        if port_open(self.port):
+            raise ServerError(
+                f"port {self.port} is taken by another process; "
+                f"choose another port for the private {self.name}"
+            )
+        for d in (self.run_dir, self.log_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        log = open(self.log_dir / f"{self.name}.out", "ab")
+        # start_new_session: a terminal Ctrl-C must not kill the database
+        # before the app above it has flushed its work.
+        self.proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.var_dir,
+        )
+        log.close()
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout=60):
+        """Wait until the server answers; raise ServerError with its log otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            if self.ping():
+                return
+            time.sleep(0.1)
+        raise ServerError(f"{self.name} did not start; last log lines:\n{self.log_tail()}")
+
+    def log_tail(self, lines=20):
+        """The last lines of the server's logs, for error messages."""
+        out = []
+        for path in sorted(self.log_dir.glob(f"{self.name}*")):
+            out += path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(out)
+
+    def signal(self, sig):
+        """Send a signal to the running server (e.g. SIGSTOP to make it hang)."""
+        pid = self.pid
+        if pid is None:
+            raise ServerError(f"{self.name} is not running")
+        os.kill(pid, sig)
+
+    def stop(self, timeout=None):
+        """Stop the server with SIGTERM and wait; SIGKILL if it does not exit."""
+        pid = self.pid
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGCONT)  # a stopped (hung) process cannot exit
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + (timeout or self.stop_timeout)
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.pid == pid:
+                if self.proc.poll() is not None:
+                    break
+            elif not _alive(pid):
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            if self.proc is not None:
+                self.proc.wait(10)
+        self.proc = None
+
+    def kill(self):
+        """SIGKILL the server (a crash, for fault tests) and reap it."""
+        pid = self.pid
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGKILL)
+        if self.proc is not None and self.proc.pid == pid:
+            self.proc.wait(10)
+        else:
+            while _alive(pid):
+                time.sleep(0.05)
+        self.proc = None
+
+
+class MariaDB(PrivateServer):
+    """A private MariaDB server: datadir var/mysql, socket and pid under var/run."""
+
+    name = "mariadb"
+
+    def __init__(self, var_dir, port, max_connections=200):
+        super().__init__(var_dir, port)
+        self.datadir = self.var_dir / "mysql"
+        self.cnf = self.var_dir / "mariadb.cnf"
+        self.socket = self.run_dir / "mariadb.sock"
+        self.max_connections = max_connections
+
+    def prepare(self):
+        """Write my.cnf and initialise the datadir on first use."""
+        self.cnf.write_text(
+            "[client]\n"
+            f"socket={self.socket}\nport={self.port}\n\n"
+            "[mysqld]\n"
+            f"datadir={self.datadir}\nsocket={self.socket}\nport={self.port}\n"
+            f"pid-file={self.pidfile}\nlog-error={self.log_dir / 'mariadb.err'}\n"
+            "bind-address=127.0.0.1\nskip-name-resolve\n"
+            "character-set-server=utf8mb4\ncollation-server=utf8mb4_nopad_bin\n"
+            f"max_connections={self.max_connections}\n"
+            "innodb_buffer_pool_size=512M\ninnodb_log_file_size=256M\n"
+            # Durability: every COMMIT is on disk before the drain acks the queue.
+            "innodb_flush_log_at_trx_commit=1\n"
+            "max_allowed_packet=64M\n"
+        )
+        if not (self.datadir / "mysql").is_dir():
+            self.datadir.mkdir(parents=True, exist_ok=True)
+            tool = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+            if not tool:
+                raise ServerError("mariadb-install-db not found: install the mariadb-server package")
+            result = subprocess.run(
+                [tool, f"--defaults-file={self.cnf}", "--user=root",
+                 "--auth-root-authentication-method=socket", "--skip-test-db"],
+                capture_output=True, text=True,
+            )
+            if result.returncode != 0:
+                shutil.rmtree(self.datadir, ignore_errors=True)
+                raise ServerError(f"mariadb-install-db failed:\n{result.stdout}{result.stderr}")
+
+    def command(self):
+        """mariadbd in the foreground; --defaults-file must come first."""
+        return [shutil.which("mariadbd") or "/usr/sbin/mariadbd",
+                f"--defaults-file={self.cnf}", "--user=root"]
+
+    def ping(self):
+        """True once the server answers over its socket."""
+        return self.sql("SELECT 1", check=False).returncode == 0
+
+    def sql(self, statements, check=True):
+        """Run SQL as root over the socket with the mariadb client."""
+        result = subprocess.run(
+            ["mariadb", f"--defaults-file={self.cnf}", "--user=root", "--default-character-set=utf8mb4", "--batch",
+             "--skip-column-names", "-e", statements],
+            capture_output=True, text=True,
+        )
+        if check and result.returncode != 0:
+            raise ServerError(f"SQL failed: {result.stderr.strip()}")
+        return result
+
+    def ensure_database(self, database, user, password):
+        """Create the database and an app user for 127.0.0.1 and localhost."""
+        quoted = password.replace("\\", "\\\\").replace("'", "\\'")
+        stmts = [f"CREATE DATABASE IF NOT EXISTS `{database}` "
+                 "CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"]
+        for host in ("127.0.0.1", "localhost"):
+            stmts += [
+                f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY '{quoted}'",
+                f"ALTER USER '{user}'@'{host}' IDENTIFIED BY '{quoted}'",
+                f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'{host}'",
+                # The start-up budget check and /metrics read these server figures.
+                f"GRANT PROCESS ON *.* TO '{user}'@'{host}'",
+            ]
+        self.sql(";\n".join(stmts))
+
+    def url(self, database, user, password):
+        """The MYSQL_URL of this server for the app user."""
+        from urllib.parse import quote
+        return f"mysql://{quote(user)}:{quote(password, safe='')}@127.0.0.1:{self.port}/{database}"
+
+
+class Redis(PrivateServer):
+    """A private redis-server with AOF on and an eviction policy that spares the queue."""
+
+    name = "redis"
+    stop_timeout = 60
+
+    def __init__(self, var_dir, port, maxmemory="2gb", appendfsync="everysec"):
+        super().__init__(var_dir, port)
+        self.datadir = self.var_dir / "redis"
+        self.maxmemory = maxmemory
+        self.appendfsync = appendfsync
+
+    def prepare(self):
+        """Create the data directory."""
+        self.datadir.mkdir(parents=True, exist_ok=True)
+
+    def command(self):
+        """redis-server with every setting on the command line (no system config)."""
+        return [
+            shutil.which("redis-server") or "/usr/bin/redis-server",
+            "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", str(self.datadir), "--pidfile", str(self.pidfile),
+            "--logfile", str(self.log_dir / "redis.log"), "--daemonize", "no",
+            # Durable queue: every acknowledged write is in the AOF; fsync once a
+            # second (the window the README states) unless configured otherwise.
+            "--appendonly", "yes", "--appendfsync", self.appendfsync,
+            "--save", "",
+            # Only keys with a TTL may be evicted: cache entries and receipts go
+            # first (shortest TTL first); the queue and pending writes never do.
+            "--maxmemory", self.maxmemory, "--maxmemory-policy", "volatile-ttl",
+            "--maxclients", "10000",
+        ]
+
+    def ping(self):
+        """True on a literal PONG (a loading server answers LOADING)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def url(self, db=0):
+        """The REDIS_URL of this server."""
+        return f"redis://127.0.0.1:{self.port}/{db}"

@@ -1,0 +1,229 @@
+"""Settings: the one reader of os.environ (and of .env, through python-dotenv).
+
+Flask, gunicorn.conf.py, celeryconfig.py, the drain and the bootstrap all call
+load_settings(), so one variable means the same thing to every process.
+Every setting is declared once below with its default and a line of doc; the
+README's configuration table is checked against this list by a test.
+"""
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from dotenv import dotenv_values
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it and says what to do."""
+
+
+def setting(env, default, doc, required=False):
+    """Declare a dataclass field read from environment variable `env`."""
+    return field(default=default, metadata={"env": env, "doc": doc, "required": required})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of Spillway, read from the environment."""
+
+    # --- storage -----------------------------------------------------------
+    mysql_url: str = setting("MYSQL_URL", "", "MySQL/MariaDB primary, `mysql://user:pass@host:port/db`; unset: `make run` starts a private server", True)
+    mysql_replica_url: str = setting("MYSQL_REPLICA_URL", "", "optional read replica for cache misses and lists; falls back to the primary")
+    mysql_tls: str = setting("MYSQL_TLS", "auto", "`off`, `preferred`, `required` or `auto` (off for loopback servers, preferred otherwise)")
+    mysql_tls_ca: str = setting("MYSQL_TLS_CA", "", "CA bundle that verifies the server certificate when MYSQL_TLS=required")
+    redis_url: str = setting("REDIS_URL", "", "Redis for the write queue, cache and receipts; unset: `make run` starts a private server", True)
+    redis_timeout: float = setting("REDIS_TIMEOUT", 2.0, "seconds a request waits for Redis before answering 503")
+    redis_pool_size: int = setting("REDIS_POOL_SIZE", 64, "Redis connections per web worker process")
+    # --- MySQL connection pool ----------------------------------------------
+    db_pool_size: int = setting("DB_POOL_SIZE", 8, "MySQL connections per web worker process (the pool's bound)")
+    db_pool_timeout: float = setting("DB_POOL_TIMEOUT", 2.0, "seconds a request waits for a pooled connection before 503 `pool_timeout`")
+    db_query_timeout: float = setting("DB_QUERY_TIMEOUT", 2.0, "seconds a read query may take before 503 `database_unavailable`")
+    db_write_timeout: float = setting("DB_WRITE_TIMEOUT", 30.0, "seconds a drain transaction may take before it is retried")
+    db_retry_interval: float = setting("DB_RETRY_INTERVAL", 1.0, "after repeated connection failures, seconds reads fail fast before MySQL is tried again")
+    db_reserved_connections: int = setting("DB_RESERVED_CONNECTIONS", 10, "connections kept free for operators when checking the budget")
+    db_budget_web_hosts: int = setting("DB_BUDGET_WEB_HOSTS", 1, "hosts running the web server with these settings (for the budget check)")
+    db_budget_worker_hosts: int = setting("DB_BUDGET_WORKER_HOSTS", 1, "hosts running Celery workers with these settings (for the budget check)")
+    # --- cache ----------------------------------------------------------------
+    cache_ttl: float = setting("CACHE_TTL", 3600.0, "seconds a persisted item stays cached")
+    cache_ttl_jitter: float = setting("CACHE_TTL_JITTER", 0.1, "fraction of CACHE_TTL taken off at random, so entries do not expire together")
+    negative_cache_ttl: float = setting("NEGATIVE_CACHE_TTL", 5.0, "seconds a 404 from MySQL is cached")
+    # --- API ------------------------------------------------------------------
+    api_keys: str = setting("API_KEYS", "", "comma-separated bearer keys for writes; `make run` generates one into .env", True)
+    reads_require_key: bool = setting("READS_REQUIRE_KEY", False, "`true`: reads need a bearer key too")
+    max_body_bytes: int = setting("MAX_BODY_BYTES", 1048576, "largest request body, chunked bodies included (413 above)")
+    write_rate_limit: str = setting("WRITE_RATE_LIMIT", "", "per-API-key write rate, e.g. `100/second`, `6000/minute`; empty: off")
+    write_queue_high_water: int = setting("WRITE_QUEUE_HIGH_WATER", 500000, "queued records past which writes answer 503 `backpressure`")
+    receipt_ttl: float = setting("RECEIPT_TTL", 90000.0, "seconds a write receipt is kept (at least 24 h)")
+    # --- the drain ------------------------------------------------------------
+    write_batch_max: int = setting("WRITE_BATCH_MAX", 1000, "most records written by one multi-row upsert")
+    write_flush_interval: float = setting("WRITE_FLUSH_INTERVAL", 0.2, "seconds the drain waits to fill a batch before writing what it has")
+    write_claim_idle: float = setting("WRITE_CLAIM_IDLE", 15.0, "seconds after which entries held by a silent worker are reclaimed")
+    drain_concurrency: int = setting("DRAIN_CONCURRENCY", 0, "drain tasks running at once across all worker hosts; 0: WORKER_CONCURRENCY")
+    drain_task_seconds: float = setting("DRAIN_TASK_SECONDS", 5.0, "seconds one drain task runs before handing over to its successor")
+    # --- processes ------------------------------------------------------------
+    bind_host: str = setting("BIND_HOST", "127.0.0.1", "address the web server listens on (0.0.0.0 behind a remote proxy)")
+    port: int = setting("PORT", 8000, "HTTP port of the web server")
+    web_workers: int = setting("WEB_WORKERS", 0, "gunicorn worker processes; 0: one per CPU")
+    web_worker_connections: int = setting("WEB_WORKER_CONNECTIONS", 2000, "concurrent clients per gevent worker")
+    web_max_active: int = setting("WEB_MAX_ACTIVE", 100, "requests running app code at once per worker; the rest wait their turn (admission control)")
+    web_backlog: int = setting("WEB_BACKLOG", 4096, "pending connections the listen socket holds")
+    web_timeout: int = setting("WEB_TIMEOUT", 30, "seconds before a silent worker is restarted")
+    web_graceful_timeout: int = setting("WEB_GRACEFUL_TIMEOUT", 10, "seconds a stopping worker gets to finish its requests")
+    web_keepalive: int = setting("WEB_KEEPALIVE", 5, "seconds an idle keep-alive connection is held")
+    web_max_requests: int = setting("WEB_MAX_REQUESTS", 0, "requests after which a worker is recycled; 0: never")
+    web_max_requests_jitter: int = setting("WEB_MAX_REQUESTS_JITTER", 0, "random extra requests before recycling, so workers do not restart together")
+    worker_concurrency: int = setting("WORKER_CONCURRENCY", 0, "Celery worker processes per host; 0: one per CPU")
+    flower_port: int = setting("FLOWER_PORT", 5555, "port of Celery Flower (on 127.0.0.1)")
+    flower_basic_auth: str = setting("FLOWER_BASIC_AUTH", "", "`user:password` for Flower; `make run` generates it into .env")
+    log_level: str = setting("LOG_LEVEL", "info", "`debug`, `info`, `warning` or `error`")
+    var_dir: str = setting("VAR_DIR", str(ROOT / "var"), "runtime files: private servers, logs, pid files, metrics")
+    private_mysql_port: int = setting("PRIVATE_MYSQL_PORT", 3307, "port of the private MariaDB `make run` starts")
+    private_redis_port: int = setting("PRIVATE_REDIS_PORT", 6380, "port of the private Redis `make run` starts")
+
+    # --- derived values -------------------------------------------------------
+    @property
+    def web_worker_count(self):
+        """gunicorn workers: WEB_WORKERS or the CPU count."""
+        return self.web_workers or os.cpu_count() or 1
+
+    @property
+    def worker_process_count(self):
+        """Celery processes per host: WORKER_CONCURRENCY or the CPU count."""
+        return self.worker_concurrency or os.cpu_count() or 1
+
+    @property
+    def drain_slots(self):
+        """How many drain tasks may run at once across the cluster."""
+        return self.drain_concurrency or self.worker_process_count
+
+    @property
+    def api_key_list(self):
+        """The configured bearer keys, as bytes."""
+        return [k.strip().encode() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def write_rate(self):
+        """WRITE_RATE_LIMIT as (requests, seconds), or None when off."""
+        return parse_rate(self.write_rate_limit) if self.write_rate_limit else None
+
+    def require(self, *names):
+        """Raise ConfigError naming every required variable that is empty."""
+        envs = {f.name: f.metadata["env"] for f in dataclasses.fields(self)}
+        missing = [envs[n] for n in names if not getattr(self, n)]
+        if missing:
+            raise ConfigError(
+                f"missing setting {', '.join(missing)}: set it in the environment or "
+                ".env (`make run` fills .env and starts private servers)"
+            )
+        return self
+
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)s?\s*$", re.I)
+_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+
+
+def parse_rate(text):
+    """Parse '100/second' or '6000/minute' into (requests, seconds)."""
+    m = _RATE.match(text)
+    if not m or int(m.group(1)) < 1:
+        raise ConfigError(f"WRITE_RATE_LIMIT must look like '100/second' or '6000/minute', got {text!r}")
+    per = int(m.group(2) or 1) * _UNITS[m.group(3).lower()]
+    return int(m.group(1)), per
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*$")
+
+
+def _convert(env, kind, raw):
+    """Turn the text of variable `env` into `kind`, or raise ConfigError."""
+    try:
+        if kind is bool:
+            if raw.strip().lower() in _TRUE:
+                return True
+            if raw.strip().lower() in _FALSE:
+                return False
+            raise ValueError
+        if kind is int:
+            value = int(raw.strip().replace("_", ""))
+            if value < 0:
+                raise ValueError
+            return value
+        if kind is float:  # seconds; "200ms" is accepted too
+            m = _DURATION.match(raw)
+            if not m:
+                raise ValueError
+            return float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
+        return raw.strip()
+    except ValueError:
+        want = {bool: "true or false", int: "a whole number >= 0", float: "a number of seconds (e.g. 2 or 200ms)"}[kind]
+        raise ConfigError(f"{env} must be {want}, got {raw!r}") from None
+
+
+def env_file_values():
+    """The variables in .env (or SPILLWAY_ENV_FILE), without applying them."""
+    path = os.environ.get("SPILLWAY_ENV_FILE", str(ROOT / ".env"))
+    return {k: v for k, v in dotenv_values(path).items() if v is not None} if os.path.isfile(path) else {}
+
+
+def load_settings(overrides=None):
+    """Build Settings from .env, then os.environ (which wins), then `overrides`."""
+    source = {**env_file_values(), **os.environ}
+    values = {}
+    for f in dataclasses.fields(Settings):
+        env = f.metadata["env"]
+        if overrides and f.name in overrides:
+            values[f.name] = overrides[f.name]
+        elif env in source:
+            values[f.name] = _convert(env, type(f.default), source[env])
+    settings = Settings(**values)
+    if settings.mysql_tls not in ("auto", "off", "preferred", "required"):
+        raise ConfigError(f"MYSQL_TLS must be auto, off, preferred or required, got {settings.mysql_tls!r}")
+    if settings.write_rate_limit:
+        parse_rate(settings.write_rate_limit)
+    if not 1 <= settings.write_batch_max <= 10000:
+        raise ConfigError("WRITE_BATCH_MAX must be between 1 and 10000")
+    return settings
+
+
+def documented_settings():
+    """(variable, default, doc) for every setting, in declaration order."""
+    return [(f.metadata["env"], f.default, f.metadata["doc"]) for f in dataclasses.fields(Settings)]
+
+
+@dataclass(frozen=True)
+class MySQLTarget:
+    """Connection parameters parsed from a mysql:// URL."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    unix_socket: str = ""
+
+    @property
+    def is_local(self):
+        """True for a server on this host (TLS buys nothing on loopback)."""
+        return bool(self.unix_socket) or self.host in ("127.0.0.1", "localhost", "::1")
+
+
+def parse_mysql_url(url, env="MYSQL_URL"):
+    """Parse mysql://user:pass@host:port/db (or ?unix_socket=/path) into a MySQLTarget."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mysql", "mariadb", "mysql+pymysql") or not parts.path.strip("/"):
+        raise ConfigError(f"{env} must look like mysql://user:password@host:3306/database, got {url!r}")
+    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+    return MySQLTarget(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        database=unquote(parts.path.strip("/")),
+        unix_socket=unquote(query.get("unix_socket", "")),
+    )
