@@ -1,0 +1,63 @@
+"""Items: records looked up by an exact key (GET one, list, batch upsert, delete)."""
+from flask import Blueprint, request
+
+from webapp import clock, jsonio
+from webapp.api import services
+from webapp.auth import require_read_key
+from webapp.errors import NotFound, ValidationFailed
+from webapp.sql import items as items_sql
+from webapp.validation import ItemListQuery, NoQuery, decode_cursor, encode_cursor, key_or_error, parse_query
+
+bp = Blueprint("items", __name__, url_prefix="/api/v1/items")
+PATH_PREFIX = b"/api/v1/items/"
+
+
+def item_json(key, data, version, updated_us):
+    """One item as JSON text, with `data` (already JSON) spliced in, not re-encoded."""
+    return (f'{{"key":{jsonio.dumps(key)},"data":{data},"version":{version},'
+            f'"updated_at":"{clock.to_rfc3339(updated_us)}"}}')
+
+
+def path_key():
+    """The item key from the raw request path, decoded as strict UTF-8.
+
+    Flask's converter would turn invalid UTF-8 into U+FFFD and so name a
+    different key; keys are compared byte for byte, so decode it ourselves.
+    """
+    raw = request.environ.get("PATH_INFO", "").encode("latin-1")
+    try:
+        key = raw[len(PATH_PREFIX):].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationFailed(details=[{"path": "key", "message": "must be percent-encoded UTF-8"}]) from None
+    return key_or_error(key)
+
+
+@bp.get("/<path:_key>")
+def get_item(_key):
+    """One item: from Redis, or on a miss from MySQL (then cached)."""
+    require_read_key()
+    key = path_key()
+    if request.args:
+        parse_query(NoQuery, request.args)
+    entry = services().cache.get(key)
+    if entry.data is None:
+        raise NotFound("No item has this key.")
+    return jsonio.response(item_json(key, entry.data, entry.version, entry.updated_us))
+
+
+def _is_key_cursor(position):
+    return isinstance(position, dict) and isinstance(position.get("k"), str) and len(position) == 1
+
+
+@bp.get("")
+def list_items():
+    """Persisted items in key order, keyset-paginated."""
+    require_read_key()
+    query = parse_query(ItemListQuery, request.args)
+    after = decode_cursor(query.cursor, _is_key_cursor)["k"] if query.cursor else None
+    rows = services().read(lambda con: items_sql.page(con, query.prefix, after, query.limit + 1))
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    next_cursor = encode_cursor({"k": rows[-1][0]}) if more else None
+    body = '{"items":[' + ",".join(item_json(*row) for row in rows) + '],"next":' + jsonio.dumps(next_cursor) + "}"
+    return jsonio.response(body)

@@ -1,0 +1,47 @@
+"""Operations: liveness, readiness."""
+from flask import Blueprint
+
+from webapp import jsonio
+from webapp.api import services
+from webapp.cache import redis_bound
+from webapp.errors import ServiceUnavailable
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """200 while the process serves."""
+    return jsonio.response({"status": "ok"})
+
+
+def _check_mysql(svc):
+    with svc.db.connection(timeout=1) as con:
+        with con.cursor() as cur:
+            cur.execute("SELECT 1")
+    return "ok"
+
+
+@bp.get("/readyz")
+def readyz():
+    """Can the API serve? 200 ok/degraded; 503 naming what is down."""
+    svc = services()
+    checks = {}
+    try:
+        checks["mysql"] = _check_mysql(svc)
+    except ServiceUnavailable as err:
+        checks["mysql"] = err.code
+    try:
+        with redis_bound(min(1.0, svc.settings.redis_timeout)):
+            stats = svc.queue.stats()
+        checks["redis"] = "ok"
+        checks["queue"] = {"depth": stats["depth"], "oldest_age_s": stats["oldest_age_s"]}
+        checks["workers"] = {"alive": stats["alive"]}
+    except ServiceUnavailable as err:
+        checks["redis"] = err.code
+    down = [name for name in ("mysql", "redis") if checks[name] != "ok"]
+    if down:
+        body = {"status": "unavailable", "down": down, "checks": checks}
+        return jsonio.response(body, 503, {"Retry-After": "5"})
+    status = "ok" if checks["workers"]["alive"] > 0 else "degraded"
+    return jsonio.response({"status": status, "checks": checks})

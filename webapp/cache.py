@@ -1,0 +1,219 @@
+"""The Redis client and the cache-aside logic for items.
+
+An item's cache entry is a hash: v (version), d (data as JSON text; absent for a
+delete or a miss), t (updated_at in microseconds). Entries written by an accepted
+write have no TTL until the drain has persisted them (read-your-writes); the
+fill script only ever replaces an entry with a newer version, so a load from
+MySQL can never shadow a pending write. One loader per key: greenlets of one
+process share a load, processes share it through a short Redis lock.
+"""
+import logging
+import os
+import random
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from webapp.deadline import Expired, deadline
+from webapp.errors import APIError, CacheUnavailable, DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+PREFIX = "spillway:"
+LUA_DIR = Path(__file__).parent / "lua"
+
+
+def item_key(key):
+    """Redis key of an item's cache entry."""
+    return f"{PREFIX}item:{key}"
+
+
+def make_redis(settings, pool_size=None, blocking=True):
+    """A Redis client for this process (the pool notices forks and rebuilds).
+
+    A stale pooled connection after a Redis restart fails at once and is retried
+    once; a timeout is not retried, so a request waits at most REDIS_TIMEOUT.
+    """
+    kwargs = dict(
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+        socket_keepalive=True,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        max_connections=pool_size or settings.redis_pool_size,
+    )
+    if blocking:  # wait (bounded) for a free connection instead of failing
+        pool = redis.BlockingConnectionPool.from_url(settings.redis_url, timeout=settings.redis_timeout, **kwargs)
+    else:
+        pool = redis.ConnectionPool.from_url(settings.redis_url, **kwargs)
+    return redis.Redis(connection_pool=pool)
+
+
+def load_script(client, name):
+    """Register a Lua script from webapp/lua/ (EVALSHA, reloaded after a restart)."""
+    return client.register_script((LUA_DIR / f"{name}.lua").read_text())
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A cached item: data is JSON text, or None for a deleted/missing item."""
+
+    version: int
+    data: str | None
+    updated_us: int
+
+
+def jittered_ms(ttl, jitter):
+    """A TTL in milliseconds with up to `jitter` (a fraction) taken off at random."""
+    return max(1, int(ttl * 1000 * (1 - random.random() * jitter)))
+
+
+class SingleFlight:
+    """Greenlets (or threads) asking for the same key share one call."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._calls = {}
+
+    def run(self, key, fn):
+        """Return fn()'s result (or raise its error), calling it once per key at a time."""
+        with self._lock:
+            call = self._calls.get(key)
+            leader = call is None
+            if leader:
+                call = self._calls[key] = {"done": threading.Event()}
+        if not leader:
+            call["done"].wait()
+            if "error" in call:
+                raise call["error"]
+            return call["value"]
+        try:
+            call["value"] = fn()
+            return call["value"]
+        except Exception as err:
+            call["error"] = err
+            raise
+        finally:
+            with self._lock:
+                del self._calls[key]
+            call["done"].set()
+
+
+class ItemCache:
+    """Cache-aside reads of items: Redis first, then one loader per key."""
+
+    def __init__(self, client, settings, loader):
+        self.redis = client
+        self.settings = settings
+        self.loader = loader  # key -> (version, data|None, updated_us) or None
+        self._fill = load_script(client, "fill")
+        self._flight = SingleFlight()
+        self.stats = {"hits": 0, "misses": 0, "loads": 0}
+        # a loader holds the lock at most as long as its own bounded wait
+        self._lock_ms = int((settings.db_pool_timeout + settings.db_query_timeout + 1) * 1000)
+
+    def peek(self, key):
+        """The cached entry for key, or None on a miss (one round trip)."""
+        with self._redis_bound():
+            v, d, t = self.redis.hmget(item_key(key), "v", "d", "t")
+        if v is None:
+            return None
+        return Entry(int(v), d.decode() if d is not None else None, int(t or 0))
+
+    def get(self, key):
+        """The item's entry (data None: 404), loading it from MySQL on a miss."""
+        entry = self.peek(key)
+        if entry is not None:
+            self.stats["hits"] += 1
+            return entry
+        self.stats["misses"] += 1
+        return self._flight.run(key, lambda: self._load(key))
+
+    def _load(self, key):
+        """Load key under a cross-process lock, or wait for whoever holds it."""
+        lock = f"{PREFIX}lock:{key}"
+        token = os.urandom(8).hex()
+        give_up = time.monotonic() + self.settings.db_pool_timeout + self.settings.db_query_timeout
+        pause = 0.005
+        while True:
+            with self._redis_bound():
+                got = self.redis.set(lock, token, nx=True, px=self._lock_ms)
+            if got:
+                return self._load_locked(key, lock, token)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            with self._redis_bound():
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.hmget(item_key(key), "v", "d", "t")
+                pipe.get(lock)
+                (v, d, t), holder = pipe.execute()
+            if v is not None:
+                return Entry(int(v), d.decode() if d is not None else None, int(t or 0))
+            if holder and holder.startswith(b"!"):  # the loader failed: fail alike
+                raise _failure(holder[1:].decode())
+            if time.monotonic() > give_up:
+                raise DatabaseUnavailable("The database did not answer in time; retry shortly.")
+
+    def _load_locked(self, key, lock, token):
+        """Read the row from MySQL and cache it; publish a failure to waiters."""
+        self.stats["loads"] += 1
+        try:
+            row = self.loader(key)
+        except APIError as err:
+            with self._redis_bound():
+                self.redis.set(lock, "!" + err.code, px=1000)
+            raise
+        if row is None:
+            version, data, updated_us = 0, None, 0
+            ttl_ms = int(self.settings.negative_cache_ttl * 1000)
+        else:
+            version, data, updated_us = row
+            ttl_ms = jittered_ms(self.settings.cache_ttl, self.settings.cache_ttl_jitter)
+        with self._redis_bound():
+            v, d, t = self._fill(
+                keys=[item_key(key), lock],
+                args=[version, data if data is not None else "", updated_us, ttl_ms, token],
+            )
+        return Entry(int(v), d.decode() if d else None, int(t or 0))
+
+    def _redis_bound(self):
+        return redis_bound(self.settings.redis_timeout)
+
+
+# Server states in which Redis cannot take a command right now (not bugs).
+_UNAVAILABLE_REPLIES = ("OOM", "LOADING", "MASTERDOWN", "BUSY", "READONLY", "NOREPLICAS")
+
+
+def is_unavailable(err):
+    """True if a Redis error means the server is down, slow, full or read-only."""
+    if isinstance(err, (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)):
+        return True
+    return isinstance(err, redis.ResponseError) and str(err).startswith(_UNAVAILABLE_REPLIES)
+
+
+@contextmanager
+def redis_bound(seconds, error=CacheUnavailable):
+    """Redis unavailable, or a call running past `seconds`: raise `error` (a 503)."""
+    try:
+        with deadline(seconds):
+            yield
+    except Expired:
+        raise error() from None
+    except redis.RedisError as err:
+        if not is_unavailable(err):
+            raise
+        log.warning("redis unavailable: %s", err)
+        raise error() from err
+
+
+def _failure(code):
+    """The APIError a waiting request raises when the loader failed with `code`."""
+    from webapp.errors import PoolTimeout
+
+    return PoolTimeout() if code == "pool_timeout" else DatabaseUnavailable()

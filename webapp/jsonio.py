@@ -1,0 +1,67 @@
+"""JSON in and out: strict parsing of request bodies, compact UTF-8 encoding.
+
+The stdlib parser is used on purpose: it keeps integers of any size exact,
+where faster parsers turn big integers into floats. Its leniencies are closed
+here: NaN and Infinity, numbers that overflow to infinity, lone surrogates
+(which UTF-8 and utf8mb4 cannot store) are refused, and nesting past the
+interpreter's recursion limit is an error, not a crash. Validation then limits
+`data` to 32 levels.
+"""
+import json
+import math
+import re
+
+from flask import Response
+
+
+class JSONError(ValueError):
+    """The bytes are not strict UTF-8 JSON; the message says why."""
+
+
+def _no_constants(name):
+    raise JSONError(f"{name} is not valid JSON")
+
+
+def _finite_float(text):
+    value = float(text)
+    if math.isinf(value):
+        raise JSONError(f"number {text[:40]} is out of range")
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_decoder = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite_float)
+
+
+def loads(raw):
+    """Parse a request body (bytes) strictly; raise JSONError with a reason."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise JSONError(f"the body is not valid UTF-8 (byte {e.start})") from None
+    try:
+        value = _decoder.decode(text)
+    except json.JSONDecodeError as e:
+        raise JSONError(f"{e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise JSONError("the JSON nests too deeply") from None
+    if _SURROGATE_ESCAPE.search(raw):
+        dumps(value)  # escaped surrogates must pair up into real characters
+    return value
+
+
+def dumps(value):
+    """Compact JSON text (UTF-8 characters kept, not escaped); JSONError on lone surrogates."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise JSONError("a string contains a lone surrogate, which is not valid Unicode text") from None
+    return text
+
+
+def response(body, status=200, headers=None):
+    """A JSON response; `body` is a value or already-encoded JSON text/bytes."""
+    if not isinstance(body, (str, bytes)):
+        body = dumps(body)
+    return Response(body, status=status, headers=headers, content_type="application/json")

@@ -1,0 +1,1 @@
+"""SQL, one module per table; functions take an open connection or cursor."""
