@@ -1,0 +1,19 @@
+"""Celery Flower settings: `celery -A tasks flower --conf=deploy/flowerconfig.py`.
+
+Flower only listens on 127.0.0.1 and refuses to start without FLOWER_BASIC_AUTH,
+which is read here rather than passed on the command line (where `ps` shows it).
+"""
+import sys
+
+from webapp.config import ConfigError, load_settings
+
+try:
+    _settings = load_settings().require("flower_basic_auth")
+except ConfigError as err:
+    sys.exit(f"spillway: {err}")
+
+address = "127.0.0.1"
+port = _settings.flower_port
+basic_auth = [_settings.flower_basic_auth]
+# Tasks kept in memory for the task list: about 7 hours of drain tasks.
+max_tasks = 10000

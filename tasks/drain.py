@@ -1,0 +1,1 @@
+"""The write-behind drain: Celery tasks that move queued writes into MySQL in batches."""
