@@ -1,0 +1,1 @@
+"""Spillway tests: unit tests and end-to-end tests against live processes."""
