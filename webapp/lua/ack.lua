@@ -1,0 +1,51 @@
+-- Acknowledge Stream entries whose records MySQL has committed (or dead-lettered).
+-- Only an entry this call really acknowledges (XACK = 1) updates its receipt,
+-- the depth and the cache, so a batch applied twice is counted once.
+--
+-- KEYS[1] stream  KEYS[2] depth counter  KEYS[3] stats hash
+-- ARGV[1] group  ARGV[2] number of stat increments s, then s pairs (field,
+-- amount) counted once per batch, then entries, each:
+--   entry id, receipt key, records, dead records, kind, m, then m triples
+--   (cache key, version, TTL in ms; 0 for a dead record).
+-- TTLs are jittered by the caller: Redis seeds math.random alike for every call.
+-- Returns the number of entries acknowledged.
+local function fmt(x) return string.format('%.0f', x) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+
+local i = 3
+for _ = 1, tonumber(ARGV[2]) do
+  redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+
+local acked = 0
+while i <= #ARGV do
+  local id, receipt, n, dead, kind, m = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]),
+    tonumber(ARGV[i + 3]), ARGV[i + 4], tonumber(ARGV[i + 5])
+  i = i + 6
+  local mine = redis.call('XACK', KEYS[1], ARGV[1], id) == 1
+  if mine then
+    acked = acked + 1
+    redis.call('XDEL', KEYS[1], id)
+    redis.call('DECRBY', KEYS[2], n)
+    redis.call('HINCRBY', KEYS[3], 'persisted_' .. kind, n - dead)
+    if dead > 0 then redis.call('HINCRBY', KEYS[3], 'dead_' .. kind, dead) end
+    if redis.call('EXISTS', receipt) == 1 then
+      redis.call('HSET', receipt, 'persisted', n - dead, 'dead', dead,
+        'status', dead > 0 and 'dead' or 'persisted', 'persisted_at', fmt(now))
+    end
+  end
+  for _ = 1, m do
+    local key, version, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    if mine and redis.call('HGET', key, 'v') == version then
+      if ttl == '0' then
+        redis.call('DEL', key)  -- never persisted: let reads see MySQL again
+      else
+        redis.call('PEXPIRE', key, ttl)  -- persisted: now an ordinary cached entry
+      end
+    end
+    i = i + 3
+  end
+end
+return acked
