@@ -6,9 +6,38 @@ _settings = load_settings().require("redis_url")
 # --- Broker ---------------------------------------------------------------------
 # Drain tasks travel through the same Redis as the write queue. The queued
 # writes themselves are NOT Celery messages: they sit in a Redis Stream and are
-# only acknowledged there after MySQL committed them (see tasks/drain.py).
+# only acknowledged there after MySQL committed them (tasks/drain.py), so no
+# Celery setting below can lose a write.
 broker_url = _settings.redis_url
 broker_connection_retry_on_startup = True
 task_default_queue = "spillway"
 task_serializer = "json"
 accept_content = ["json"]
+
+# --- Acknowledgement and redelivery ----------------------------------------------
+# A drain task's message is acknowledged after the task ran, and put back if its
+# worker process died (SIGKILL) so the slot is picked up again at once.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_cancel_long_running_tasks_on_connection_loss = True
+# One message at a time per process: a drain task runs for seconds, and a
+# prefetched one would wait behind it while its slot lease runs out.
+worker_prefetch_multiplier = 1
+# Seconds before Redis gives an unacknowledged message to another worker. Longer
+# than a drain task; a redelivered task with a stale slot token exits at once.
+broker_transport_options = {"visibility_timeout": 300}
+
+# --- Time limits ----------------------------------------------------------------
+# A drain task runs DRAIN_TASK_SECONDS plus its last batch (at most one
+# DB_WRITE_TIMEOUT). Past the soft limit it raises inside the task; past the
+# hard limit the process is replaced. Either way its entries stay unacknowledged
+# and are reclaimed after WRITE_CLAIM_IDLE.
+task_soft_time_limit = int(_settings.drain_task_seconds + _settings.db_write_timeout + 30)
+task_time_limit = task_soft_time_limit + 30
+
+# --- Results and events (Flower) ------------------------------------------------
+# No result backend: each drain task's result (rows written, lag) reaches
+# Flower in its task-succeeded event.
+task_ignore_result = True
+worker_send_task_events = True
+task_send_sent_event = True
