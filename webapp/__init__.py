@@ -43,10 +43,10 @@ def register_errors(app):
 
 def register_blueprints(app):
     """One blueprint per resource."""
-    from webapp.api import items, ops
+    from webapp.api import events, items, ops, writes
 
-    app.register_blueprint(items.bp)
-    app.register_blueprint(ops.bp)
+    for module in (items, events, writes, ops):
+        app.register_blueprint(module.bp)
 
 
 def register_middleware(app, settings):

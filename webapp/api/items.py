@@ -2,11 +2,12 @@
 from flask import Blueprint, request
 
 from webapp import clock, jsonio
-from webapp.api import services
-from webapp.auth import require_read_key
+from webapp.api import accepted, idempotency, json_body, services
+from webapp.auth import require_key, require_read_key
 from webapp.errors import NotFound, ValidationFailed
 from webapp.sql import items as items_sql
-from webapp.validation import ItemListQuery, NoQuery, decode_cursor, encode_cursor, key_or_error, parse_query
+from webapp.validation import (ItemListQuery, ItemsIn, NoQuery, decode_cursor, encode_cursor, key_or_error, parse,
+                               parse_query)
 
 bp = Blueprint("items", __name__, url_prefix="/api/v1/items")
 PATH_PREFIX = b"/api/v1/items/"
@@ -61,3 +62,24 @@ def list_items():
     next_cursor = encode_cursor({"k": rows[-1][0]}) if more else None
     body = '{"items":[' + ",".join(item_json(*row) for row in rows) + '],"next":' + jsonio.dumps(next_cursor) + "}"
     return jsonio.response(body)
+
+
+@bp.post("")
+def post_items():
+    """Queue a batch upsert; 202 with a receipt once Redis holds it."""
+    key_id = require_key()
+    raw, body = json_body()
+    batch = parse(ItemsIn, body)
+    records = [[item.key, item.data] for item in batch.items]
+    receipt = services().queue.append("items", records, key_id, cache_items=records, **idempotency(raw))
+    return accepted(receipt)
+
+
+@bp.delete("/<path:_key>")
+def delete_item(_key):
+    """Queue a delete (a versioned tombstone); deleting a missing key is accepted too."""
+    key_id = require_key()
+    key = path_key()
+    records = [[key, None]]
+    receipt = services().queue.append("items", records, key_id, cache_items=records, **idempotency(b""))
+    return accepted(receipt)
