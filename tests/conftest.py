@@ -92,6 +92,19 @@ def fresh(stack, db, rds):
 
 
 @pytest.fixture()
+def servers_restored(stack):
+    """Whatever a test does to MariaDB or Redis (stop, SIGSTOP, kill), they run again afterwards."""
+    import signal
+
+    yield stack
+    for server in (stack.redis, stack.mariadb):
+        if server.pid:
+            server.signal(signal.SIGCONT)
+        else:
+            server.start()
+
+
+@pytest.fixture()
 def processes():
     """Every live process a test starts is stopped when it ends."""
     started = []

@@ -122,7 +122,8 @@ class CeleryWorker(LiveProcess):
 
     def __init__(self, env, log_dir, concurrency=2, name="w1"):
         argv = [str(BIN / "celery"), "-A", "tasks", "worker", "--loglevel=INFO",
-                f"--concurrency={concurrency}", "-n", f"{name}-{time.monotonic_ns()}@%h"]
+                f"--concurrency={concurrency}", "-n", f"{name}-{time.monotonic_ns()}@%h",
+                "--without-mingle", "--without-gossip"]
         super().__init__(f"worker-{name}", argv, env, log_dir)
 
 

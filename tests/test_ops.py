@@ -4,15 +4,6 @@ import pytest
 from tests.helpers import get
 
 
-@pytest.fixture()
-def servers_restored(stack):
-    """Restart whatever a test stopped."""
-    yield stack
-    for server in (stack.redis, stack.mariadb):
-        if not server.pid:
-            server.start()
-
-
 def test_healthz(shared_web):
     assert get(shared_web.url + "/healthz").json() == {"status": "ok"}
 

@@ -13,13 +13,9 @@ from tests.helpers import assert_error, get, item_url, parallel, put_row, wait_f
 
 
 @pytest.fixture()
-def mysql_restored(stack):
-    """Whatever a test does to MariaDB, it runs again afterwards."""
-    yield stack.mariadb
-    if stack.mariadb.pid:
-        stack.mariadb.signal(signal.SIGCONT)
-    else:
-        stack.mariadb.start()
+def mysql_restored(servers_restored):
+    """MariaDB, running again after the test whatever the test did to it."""
+    return servers_restored.mariadb
 
 
 def timed_get(url):
