@@ -49,12 +49,18 @@ class Stack:
     """The servers Spillway needs under one var/ directory: private unless URLs are given."""
 
     def __init__(self, var_dir, mysql_url="", redis_url="", mysql_port=3307, redis_port=6380,
-                 max_connections=200):
+                 max_connections=200, appendfsync="everysec"):
         self.var_dir = Path(var_dir)
         self.mysql_url = mysql_url
         self.redis_url = redis_url
         self.mariadb = None if mysql_url else MariaDB(var_dir, mysql_port, max_connections)
-        self.redis = None if redis_url else Redis(var_dir, redis_port)
+        self.redis = None if redis_url else Redis(var_dir, redis_port, appendfsync=appendfsync)
+
+    @classmethod
+    def from_settings(cls, settings):
+        """The stack `make run` uses: private servers unless MYSQL_URL / REDIS_URL are set."""
+        return cls(settings.var_dir, settings.mysql_url, settings.redis_url, settings.private_mysql_port,
+                   settings.private_redis_port, appendfsync=settings.private_redis_appendfsync)
 
     def start(self):
         """Start private servers (reusing running ones), create the schema; return the URLs."""

@@ -80,8 +80,7 @@ def main():
     except ConfigError as err:
         print(f"spillway: {err}", file=sys.stderr)
         return 2
-    stack = Stack(settings.var_dir, settings.mysql_url, settings.redis_url,
-                  settings.private_mysql_port, settings.private_redis_port)
+    stack = Stack.from_settings(settings)
     supervisord = None
     stopping = []
 

@@ -70,8 +70,7 @@ def main(argv):
     """Seed N items (argv[1], default 410000) into the stack's MySQL."""
     count = int(argv[1]) if len(argv) > 1 else 410_000
     settings = load_settings()
-    stack = Stack(settings.var_dir, settings.mysql_url, settings.redis_url,
-                  settings.private_mysql_port, settings.private_redis_port)
+    stack = Stack.from_settings(settings)
     urls = stack.start()
     try:
         settings = load_settings({"mysql_url": urls["MYSQL_URL"], "redis_url": urls["REDIS_URL"]})

@@ -66,16 +66,20 @@ class PrivateServer:
         if self.proc is not None and self.proc.poll() is None:
             return self.proc.pid
         pid = _read_pid(self.pidfile)
-        if pid and _alive(pid) and str(self.var_dir) in self._cmdline(pid):
+        if pid and _alive(pid) and self._runs_here(pid):
             return pid
         return None
 
-    @staticmethod
-    def _cmdline(pid):
+    def _runs_here(self, pid):
+        """True if process `pid` works inside var_dir (a stale pid file may name another process).
+
+        The working directory, not the command line: Redis rewrites its process
+        title. Both servers change into their data directory under var_dir.
+        """
         try:
-            return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            return os.readlink(f"/proc/{pid}/cwd").startswith(str(self.var_dir))
         except OSError:
-            return ""
+            return False
 
     def command(self):
         """The argv that runs the server in the foreground."""

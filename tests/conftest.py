@@ -13,7 +13,7 @@ import pytest
 import redis as redis_lib
 
 from deploy.bootstrap import Stack
-from tests.harness import ROOT, CeleryWorker, Flower, WebServer, free_port
+from deploy.processes import ROOT, CeleryWorker, Flower, WebServer, free_port
 from webapp.config import documented_settings, load_settings
 from webapp.db import connect_kwargs
 

@@ -58,7 +58,7 @@ def get(url, **kwargs):
 
 def wait_for_status(url, status, timeout=10):
     """GET url until it answers `status`; return that response."""
-    from tests.harness import wait_for
+    from deploy.processes import wait_for
 
     def attempt():
         response = get(url)

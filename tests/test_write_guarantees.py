@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from tests.conftest import API_KEY
-from tests.harness import wait_for
+from deploy.processes import wait_for
 from tests.helpers import assert_error, get, item_url, parallel, put_row
 from tests.test_read_api import EXACT_KEYS
 
@@ -171,7 +171,9 @@ def test_batches_applied_late_twice_and_out_of_order_never_roll_back(fresh, db, 
     tombstone = Record("items", 300, "w_c", 1_800_000_000_000_002, ["gone", None])
     revive = Record("items", 250, "w_d", 1_800_000_000_000_003, ["gone", '{"v":"older"}'])
     event = Record("events", 400, "w_e", 1_800_000_000_000_004, ["e", "info", None, None, "{}"])
-    for batch in ([new], [old], [new, old], [old, new], [tombstone], [revive], [tombstone, revive], [event], [event]):
+    # Each sequence ends with a stale batch: a blind overwrite would leave the old value.
+    for batch in ([new], [old], [new, old], [old, new], [old], [tombstone], [revive], [tombstone, revive], [revive],
+                  [event], [event]):
         apply(svc.db, batch, {})
     assert scalar(db, "SELECT data FROM items WHERE k = 'k'") == '{"v":"new"}'
     assert scalar(db, "SELECT version FROM items WHERE k = 'k'") == 200

@@ -83,6 +83,7 @@ class Settings:
     var_dir: str = setting("VAR_DIR", str(ROOT / "var"), "runtime files: private servers, logs, pid files, metrics")
     private_mysql_port: int = setting("PRIVATE_MYSQL_PORT", 3307, "port of the private MariaDB `make run` starts")
     private_redis_port: int = setting("PRIVATE_REDIS_PORT", 6380, "port of the private Redis `make run` starts")
+    private_redis_appendfsync: str = setting("PRIVATE_REDIS_APPENDFSYNC", "everysec", "`everysec` or `always`: when the private Redis fsyncs its AOF (see Guarantees)")
 
     # --- derived values -------------------------------------------------------
     @property
@@ -186,6 +187,8 @@ def load_settings(overrides=None):
         raise ConfigError(f"MYSQL_TLS must be auto, off, preferred or required, got {settings.mysql_tls!r}")
     if settings.write_rate_limit:
         parse_rate(settings.write_rate_limit)
+    if settings.private_redis_appendfsync not in ("everysec", "always"):
+        raise ConfigError("PRIVATE_REDIS_APPENDFSYNC must be everysec or always")
     if not 1 <= settings.write_batch_max <= 10000:
         raise ConfigError("WRITE_BATCH_MAX must be between 1 and 10000")
     return settings

@@ -1,4 +1,4 @@
-"""Live processes for end-to-end tests: real gunicorn, Celery workers and Flower.
+"""Live processes for tests and the bench: real gunicorn, Celery workers and Flower.
 
 Every process is started in its own session and stopped by its pid (SIGTERM,
 then SIGKILL after a grace period), never by name.
@@ -94,10 +94,10 @@ class LiveProcess:
 class WebServer(LiveProcess):
     """gunicorn -c gunicorn.conf.py, as in production."""
 
-    def __init__(self, env, log_dir, wait=True):
+    def __init__(self, env, log_dir, wait=True, app="webapp:create_app()"):
         self.port = int(env["PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
-        argv = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "webapp:create_app()"]
+        argv = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", app]
         super().__init__(f"web-{self.port}", argv, env, log_dir)
         if wait:
             self.wait_ready()

@@ -1,0 +1,1 @@
+"""The load bench (`make bench`): scenarios, references, report and charts."""

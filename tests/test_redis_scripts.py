@@ -1,0 +1,53 @@
+"""The Lua scripts against the real test Redis: cache fill, accept and ack semantics."""
+import pytest
+
+from webapp.cache import item_key
+from webapp.services import Services
+from webapp.writequeue import DEPTH, STREAM, receipt_key
+
+
+@pytest.fixture()
+def svc(settings, fresh):
+    """In-process services on the test servers."""
+    services = Services(settings, role="worker")
+    yield services
+    services.close()
+
+
+def test_a_load_from_mysql_never_replaces_a_pending_write(svc, rds):
+    svc.queue.append("items", [["k", '{"v":"pending"}']], "key1", cache_items=[["k", '{"v":"pending"}']])
+    pending_version = int(rds.hget(item_key("k"), "v"))
+    # A loader that read MySQL just before the write (an older row, or no row) finishes now:
+    v, d, _ = svc.cache._fill(keys=[item_key("k"), "lock"], args=[pending_version - 1, '{"v":"old"}', 1, 60000, "t"])
+    assert (int(v), d) == (pending_version, b'{"v":"pending"}')
+    svc.cache._fill(keys=[item_key("k"), "lock"], args=[0, "", 0, 5000, "t"])  # a miss
+    assert rds.hget(item_key("k"), "d") == b'{"v":"pending"}' and rds.pttl(item_key("k")) == -1
+
+
+def test_a_newer_load_replaces_an_older_cached_entry_and_unlocks(svc, rds):
+    rds.set("lock", "token")
+    svc.cache._fill(keys=[item_key("k"), "lock"], args=[5, '{"v":5}', 1, 60000, "token"])
+    svc.cache._fill(keys=[item_key("k"), "lock"], args=[7, '{"v":7}', 1, 60000, "other"])
+    assert rds.hget(item_key("k"), "d") == b'{"v":7}' and rds.get("lock") is None
+
+
+def test_acknowledging_a_batch_twice_counts_it_once(svc, rds):
+    receipt = svc.queue.append("items", [["a", "{}"], ["b", "{}"]], "key1", cache_items=[["a", "{}"], ["b", "{}"]])
+    svc.queue.ensure_group()
+    entries = svc.queue.read_new("c1", 10, 100)
+    assert svc.queue.ack(entries) == 1
+    assert svc.queue.ack(entries) == 0  # redelivered and applied again: no double count
+    stored = rds.hgetall(receipt_key(receipt["write_id"]))
+    assert (stored[b"status"], stored[b"persisted"]) == (b"persisted", b"2")
+    assert int(rds.get(DEPTH)) == 0 and rds.xlen(STREAM) == 0
+    assert int(rds.hget("spillway:stats", "persisted_items")) == 2
+    assert 0 < rds.pttl(item_key("a")) <= 3600_000
+
+
+def test_ack_of_a_dead_record_drops_its_pending_entry_only_if_still_current(svc, rds):
+    svc.queue.append("items", [["a", '{"n":1}']], "key1", cache_items=[["a", '{"n":1}']])
+    svc.queue.ensure_group()
+    entries = svc.queue.read_new("c1", 10, 100)
+    svc.queue.append("items", [["a", '{"n":2}']], "key1", cache_items=[["a", '{"n":2}']])  # a newer write
+    svc.queue.ack(entries, dead_versions=frozenset({entries[0].version}))
+    assert rds.hget(item_key("a"), "d") == b'{"n":2}'  # the newer pending write is untouched
