@@ -8,12 +8,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 N ?= 410000
 
-.PHONY: help run test seed bench sysdeps venv clean
+.PHONY: help run test seed warm bench sysdeps venv clean
 
 help:
 	@echo "make run         start MariaDB, Redis, web, worker and Flower (Ctrl-C stops all)"
 	@echo "make test        run the test suite against private servers under var/test"
-	@echo "make seed N=...  load N demo items into the running stack's MySQL (default $(N))"
+	@echo "make seed N=...  load N demo items into the stack's MySQL (default $(N))"
+	@echo "make warm        load every item from MySQL into the Redis cache"
 	@echo "make bench       the load bench; writes bench/report.md and charts"
 	@echo "make clean       remove var/ (private servers' data, logs) and the virtualenv"
 
@@ -23,8 +24,11 @@ run: sysdeps venv
 test: sysdeps venv
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-seed: venv
+seed: sysdeps venv
 	$(PY) -m deploy.seed $(N)
+
+warm: sysdeps venv
+	$(PY) -m deploy.seed --warm
 
 sysdeps:
 	@deploy/sysdeps.sh

@@ -1,4 +1,4 @@
-"""`make seed N=410000`: load N movie-like demo items straight into MySQL.
+"""`make seed N=410000`: load N movie-like demo items straight into MySQL; `make warm`: cache them.
 
 Keys look like IMDb ids (tt0000001 ...), looked up by exact key. The rows are
 generated inside MariaDB from its sequence engine (410,000 rows in seconds),
@@ -66,16 +66,33 @@ def seed(settings, count, chunk=100_000):
     return time.monotonic() - started
 
 
+def warm(settings):
+    """Cache every persisted item through the cache's fill script; return (count, seconds)."""
+    from webapp.cache import warm_all
+    from webapp.services import Services
+
+    started = time.monotonic()
+    services = Services(settings, role="worker")
+    try:
+        return warm_all(services), time.monotonic() - started
+    finally:
+        services.close()
+
+
 def main(argv):
-    """Seed N items (argv[1], default 410000) into the stack's MySQL."""
-    count = int(argv[1]) if len(argv) > 1 else 410_000
+    """`seed [N]` (default 410000) or `--warm`: against the stack's servers (started if needed)."""
     settings = load_settings()
     stack = Stack.from_settings(settings)
     urls = stack.start()
     try:
         settings = load_settings({"mysql_url": urls["MYSQL_URL"], "redis_url": urls["REDIS_URL"]})
-        took = seed(settings, count)
-        print(f"Seeded {count} items ({movie_key(1)} .. {movie_key(count)}) in {took:.1f}s")
+        if argv[1:] == ["--warm"]:
+            count, took = warm(settings)
+            print(f"Cached {count} items in {took:.1f}s")
+        else:
+            count = int(argv[1]) if len(argv) > 1 else 410_000
+            took = seed(settings, count)
+            print(f"Seeded {count} items ({movie_key(1)} .. {movie_key(count)}) in {took:.1f}s")
     finally:
         stack.stop(only_started=True)
     return 0

@@ -167,6 +167,22 @@ def start_flower(base_env, processes):
 
 
 @pytest.fixture()
+def app(base_env, monkeypatch):
+    """The Flask app in this process, configured like the live ones."""
+    from webapp import create_app
+
+    for name, value in base_env.items():
+        monkeypatch.setenv(name, value)
+    return create_app()
+
+
+@pytest.fixture()
+def runner(app):
+    """Flask's CLI runner, for `flask --app webapp <command>`."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture()
 def auth():
     """Headers of an authorised JSON write."""
     return {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}

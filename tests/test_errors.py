@@ -20,14 +20,6 @@ def test_wrong_method_is_json_405_with_allow(shared_web):
     assert "GET" in r.headers["Allow"]
 
 
-@pytest.fixture()
-def app(base_env, monkeypatch):
-    """The Flask app in-process (unit-level tests of the error handlers)."""
-    for name, value in base_env.items():
-        monkeypatch.setenv(name, value)
-    return create_app()
-
-
 def test_unexpected_exception_is_json_500_and_logged_with_traceback(app, caplog):
     @app.get("/boom")
     def boom():

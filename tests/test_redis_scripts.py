@@ -51,3 +51,15 @@ def test_ack_of_a_dead_record_drops_its_pending_entry_only_if_still_current(svc,
     svc.queue.append("items", [["a", '{"n":2}']], "key1", cache_items=[["a", '{"n":2}']])  # a newer write
     svc.queue.ack(entries, dead_versions=frozenset({entries[0].version}))
     assert rds.hget(item_key("a"), "d") == b'{"n":2}'  # the newer pending write is untouched
+
+
+def test_warm_cache_command_fills_redis_but_never_replaces_a_pending_write(svc, db, rds, runner):
+    from tests.helpers import put_row
+
+    for key in ("a", "b", "c"):
+        put_row(db, key, {"k": key}, version=1)
+    svc.queue.append("items", [["b", '{"k":"pending"}']], "key1", cache_items=[["b", '{"k":"pending"}']])
+    result = runner.invoke(args=["warm-cache"])
+    assert result.exit_code == 0 and "Cached 3 items." in result.output
+    assert rds.hget(item_key("a"), "d") == b'{"k":"a"}' and rds.pttl(item_key("a")) > 0
+    assert rds.hget(item_key("b"), "d") == b'{"k":"pending"}' and rds.pttl(item_key("b")) == -1

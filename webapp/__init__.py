@@ -23,7 +23,7 @@ def create_app(overrides=None):
 
 def register_services(app, settings):
     """Attach this process's Services and key ring; nothing connects yet."""
-    from webapp import db
+    from webapp import cache, db
     from webapp.auth import KeyRing
     from webapp.services import Services
 
@@ -31,6 +31,7 @@ def register_services(app, settings):
     services.keys = KeyRing(settings.api_key_list)
     app.extensions["spillway"] = services
     db.init_app(app)
+    cache.init_app(app)
     logging.getLogger("webapp").setLevel(settings.log_level.upper())
 
 
