@@ -51,7 +51,9 @@ def register_blueprints(app):
 
 
 def register_middleware(app, settings):
-    """WSGI layers around the app: admission control (see webapp/admission.py)."""
+    """WSGI layers around the app, innermost first: the cached-read fast path, admission control."""
     from webapp.admission import AdmissionControl
+    from webapp.fastpath import ItemFastPath
 
+    app.wsgi_app = ItemFastPath(app.wsgi_app, app.extensions["spillway"])
     app.wsgi_app = AdmissionControl(app.wsgi_app, settings.web_max_active)

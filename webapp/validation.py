@@ -167,6 +167,19 @@ def parse_query(model, args):
     return parse(model, args.to_dict())
 
 
+def key_from_path(path_info, prefix):
+    """The item key after `prefix` in a WSGI PATH_INFO, decoded as strict UTF-8; 422 if invalid.
+
+    Flask's converter would turn invalid UTF-8 into U+FFFD and so name a
+    different key; keys are compared byte for byte, so decode it here.
+    """
+    try:
+        key = path_info.encode("latin-1")[len(prefix):].decode("utf-8")
+    except UnicodeError:
+        raise ValidationFailed(details=[{"path": "key", "message": "must be percent-encoded UTF-8"}]) from None
+    return key_or_error(key)
+
+
 def key_or_error(key):
     """Check an item key taken from a URL path; raise ValidationFailed if it is not valid."""
     if not 1 <= len(key) <= 255:

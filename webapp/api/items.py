@@ -4,13 +4,20 @@ from flask import Blueprint, request
 from webapp import clock, jsonio
 from webapp.api import accepted, idempotency, json_body, services
 from webapp.auth import require_key, require_read_key
-from webapp.errors import NotFound, ValidationFailed
+from webapp.errors import NotFound
 from webapp.sql import items as items_sql
-from webapp.validation import (ItemListQuery, ItemsIn, NoQuery, decode_cursor, encode_cursor, key_or_error, parse,
+from webapp.validation import (ItemListQuery, ItemsIn, NoQuery, decode_cursor, encode_cursor, key_from_path, parse,
                                parse_query)
 
 bp = Blueprint("items", __name__, url_prefix="/api/v1/items")
-PATH_PREFIX = b"/api/v1/items/"
+PATH_PREFIX = "/api/v1/items/"
+PEEKED = "spillway.peeked"  # set by webapp/fastpath.py: Redis was already asked, and missed
+
+
+class ItemNotFound(NotFound):
+    """404 for an item key."""
+
+    message = "No item has this key."
 
 
 def item_json(key, data, version, updated_us):
@@ -20,17 +27,8 @@ def item_json(key, data, version, updated_us):
 
 
 def path_key():
-    """The item key from the raw request path, decoded as strict UTF-8.
-
-    Flask's converter would turn invalid UTF-8 into U+FFFD and so name a
-    different key; keys are compared byte for byte, so decode it ourselves.
-    """
-    raw = request.environ.get("PATH_INFO", "").encode("latin-1")
-    try:
-        key = raw[len(PATH_PREFIX):].decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValidationFailed(details=[{"path": "key", "message": "must be percent-encoded UTF-8"}]) from None
-    return key_or_error(key)
+    """The item key from the raw request path (see validation.key_from_path)."""
+    return key_from_path(request.environ.get("PATH_INFO", ""), PATH_PREFIX)
 
 
 @bp.get("/<path:_key>")
@@ -40,9 +38,9 @@ def get_item(_key):
     key = path_key()
     if request.args:
         parse_query(NoQuery, request.args)
-    entry = services().cache.get(key)
+    entry = services().cache.get(key, peeked=request.environ.get(PEEKED, False))
     if entry.data is None:
-        raise NotFound("No item has this key.")
+        raise ItemNotFound()
     return jsonio.response(item_json(key, entry.data, entry.version, entry.updated_us))
 
 

@@ -1,0 +1,52 @@
+"""Cache hits of GET /api/v1/items/<key>, served below Flask.
+
+A hit needs no body, no routing, no auth (unless READS_REQUIRE_KEY) and one
+Redis read, yet Flask's request machinery cost about a third of a hot read's
+CPU (measured: 8,200 vs 12,300 req/s for a do-nothing app at 500 connections).
+This layer answers hits, and cached 404s, itself. Everything else (a miss,
+a query string, a key that is not valid, Redis trouble) goes on to the Flask
+view, which gives the full behaviour and error shapes; a miss is marked so
+the view does not ask Redis a second time.
+"""
+from webapp import jsonio
+from webapp.api.items import PATH_PREFIX, PEEKED, ItemNotFound, item_json
+from webapp.errors import APIError
+from webapp.validation import key_from_path
+
+_JSON = "application/json"
+
+
+class ItemFastPath:
+    """WSGI middleware: answer cached item reads, pass everything else through."""
+
+    def __init__(self, app, services):
+        self.app = app
+        self.services = services
+        self.enabled = not services.settings.reads_require_key
+        self.not_found = jsonio.dumps(ItemNotFound().body()).encode()
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if (self.enabled and environ["REQUEST_METHOD"] == "GET" and not environ.get("QUERY_STRING")
+                and path.startswith(PATH_PREFIX)):
+            answer = self._from_cache(path, environ)
+            if answer is not None:
+                status, body = answer
+                start_response(status, [("Content-Type", _JSON), ("Content-Length", str(len(body)))])
+                return [body]
+        return self.app(environ, start_response)
+
+    def _from_cache(self, path, environ):
+        """(status, body) for a cached item or cached 404, else None."""
+        try:
+            key = key_from_path(path, PATH_PREFIX)
+            entry = self.services.cache.peek(key)
+        except APIError:
+            return None  # the view answers with the proper error
+        if entry is None:
+            environ[PEEKED] = True
+            return None
+        self.services.cache.stats["hits"] += 1
+        if entry.data is None:
+            return "404 NOT FOUND", self.not_found
+        return "200 OK", item_json(key, entry.data, entry.version, entry.updated_us).encode()
