@@ -3,6 +3,7 @@
 Run: gunicorn -c gunicorn.conf.py "webapp:create_app()"
 """
 import os
+import shutil
 import sys
 
 from webapp.config import ConfigError, load_settings
@@ -43,10 +44,30 @@ limit_request_fields = 100
 limit_request_field_size = 8190
 
 # --- Logging -------------------------------------------------------------------
-accesslog = "-"
+# The app writes one JSON line per request itself (webapp/observe.py: request
+# id, route, status, duration), so gunicorn's access log is off; gunicorn's own
+# messages go to stderr as JSON lines too.
+accesslog = None
 errorlog = "-"
 loglevel = _settings.log_level
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "webapp.logs.JSONFormatter", "process_name": "web"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "root": {"level": _settings.log_level.upper(), "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {"level": _settings.log_level.upper(), "handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {"handlers": [], "propagate": False},
+    },
+}
+
+# --- Metrics ----------------------------------------------------------------------
+# prometheus-client's multiprocess mode: each worker counts into files here and
+# /metrics sums them, including workers that a reload replaced. Set before any
+# worker imports prometheus_client; emptied when the master starts.
+_metrics_dir = os.path.join(_settings.var_dir, "run", f"metrics-{_settings.port}")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 # --- Process naming and control ---------------------------------------------------
 proc_name = f"spillway-web-{_settings.port}"
@@ -57,12 +78,25 @@ control_socket = os.path.join(_settings.var_dir, "run", f"gunicorn-{_settings.po
 
 # --- Server hooks -------------------------------------------------------------------
 def on_starting(server):
-    """Before forking workers: refuse to start if the MySQL connection budget cannot fit."""
-    from webapp.db import BudgetError, check_connection_budget
+    """Before forking workers: fresh metrics files; refuse to start if the MySQL budget cannot fit.
 
+    Not at import: gunicorn reads this file again on every reload (HUP), and the
+    counts must carry on across reloads.
+    """
     os.makedirs(os.path.dirname(control_socket), exist_ok=True)
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir)
+    from webapp.db import BudgetError, check_connection_budget  # after the metrics directory exists
+
     try:
         check_connection_budget(_settings)
     except BudgetError as err:
         server.log.error("spillway: %s", err)
         sys.exit(3)
+
+
+def child_exit(server, worker):
+    """A worker exited (reload, recycling, crash): keep its counts, drop its live gauges."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

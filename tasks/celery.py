@@ -1,10 +1,13 @@
-"""The Celery application: configuration from celeryconfig, per-process connections."""
+"""The Celery application: configuration from celeryconfig, per-process connections, JSON logs."""
 import logging
+import time
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import (after_setup_logger, after_setup_task_logger, task_postrun, task_prerun, worker_init,
+                            worker_process_init)
 
 from webapp.config import load_settings
+from webapp.logs import JSONFormatter
 from webapp.services import Services
 
 log = logging.getLogger(__name__)
@@ -28,3 +31,30 @@ def _check_connection_budget(**_):
     from webapp.db import check_connection_budget
 
     check_connection_budget(services.settings)
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _json_logs(logger, **_):
+    """Celery's log lines as JSON, like the web's."""
+    for handler in logger.handlers:
+        handler.setFormatter(JSONFormatter("worker"))
+
+
+_started = {}
+
+
+@task_prerun.connect
+def _task_started(task_id, **_):
+    _started[task_id] = time.perf_counter()
+
+
+@task_postrun.connect
+def _task_finished(task_id, task, retval=None, state=None, **_):
+    """One JSON line per task: id, name, state, duration and what it did."""
+    seconds = time.perf_counter() - _started.pop(task_id, time.perf_counter())
+    fields = {"event": "task", "task_id": task_id, "task": task.name, "state": state,
+              "duration_ms": round(seconds * 1000, 1)}
+    if isinstance(retval, dict):
+        fields.update(retval)
+    log.info("task %s %s", task.name, state, extra={"fields": fields})

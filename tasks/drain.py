@@ -34,6 +34,7 @@ from tasks.celery import app, services
 from webapp.clock import now_us, to_datetime
 from webapp.db import is_connection_error
 from webapp.errors import ServiceUnavailable
+from webapp.metrics import BATCH_BUCKETS, LAG_BUCKETS_MS, bucket
 from webapp.sql import deadletters
 from webapp.sql import events as events_sql
 from webapp.sql import items as items_sql
@@ -236,9 +237,14 @@ class Drainer:
         now = now_us()
         items = sum(1 for r in records if r.kind == "items" and r.version not in dead)
         rows = len(records) - len(dead)
-        stats = {"batches": 1, "batch_records": len(records), f"batch_size_le_{_bucket(len(records))}": 1}
-        self.queue.ack(batch, frozenset(dead), stats)
         lags = [(now - r.accepted_us) // 1000 for r in records]
+        stats = {"batches": 1, "batch_records": len(records),
+                 f"batch_size_le_{bucket(len(records), BATCH_BUCKETS)}": 1,
+                 "lag_ms_sum": sum(lags), "lag_count": len(lags)}
+        for lag in lags:
+            field = f"lag_le_{bucket(lag, LAG_BUCKETS_MS)}"
+            stats[field] = stats.get(field, 0) + 1
+        self.queue.ack(batch, frozenset(dead), stats)
         self._lag_total += sum(lags)
         self.result["lag_ms_max"] = max(self.result["lag_ms_max"], max(lags))
         self.result["rows"] += rows
@@ -247,14 +253,6 @@ class Drainer:
         self.result["dead"] += len(dead)
         self.result["batches"] += 1
         return True
-
-
-BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-
-
-def _bucket(size):
-    """The smallest histogram bucket that holds a batch of `size` records."""
-    return next((b for b in BATCH_BUCKETS if size <= b), "inf")
 
 
 @app.task(name="spillway.drain", acks_late=True, reject_on_worker_lost=True)

@@ -61,7 +61,9 @@ def test_any_header_bytes_in_authorization_are_a_clean_401(web, rds):
                b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
     with socket.create_connection(("127.0.0.1", web.port), timeout=10) as s:
         s.sendall(request)
-        reply = s.recv(65536)
+        reply = b""
+        while chunk := s.recv(65536):  # until the server closes (Connection: close)
+            reply += chunk
     assert reply.startswith(b"HTTP/1.1 401") and b'"unauthorized"' in reply
     assert nothing_queued(rds)
 

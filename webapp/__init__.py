@@ -1,14 +1,14 @@
 """Spillway's web application: create_app() builds it inside each gunicorn worker."""
-import logging
-
 from flask import Flask
 
+from webapp import logs
 from webapp.config import load_settings
 
 
 def create_app(overrides=None):
     """The Flask app: settings, connections (made on first use), errors, blueprints."""
     settings = load_settings(overrides).require("mysql_url", "redis_url", "api_keys")
+    logs.setup(settings.log_level, "web")
     app = Flask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
@@ -32,7 +32,6 @@ def register_services(app, settings):
     app.extensions["spillway"] = services
     db.init_app(app)
     cache.init_app(app)
-    logging.getLogger("webapp").setLevel(settings.log_level.upper())
 
 
 def register_errors(app):
@@ -51,9 +50,11 @@ def register_blueprints(app):
 
 
 def register_middleware(app, settings):
-    """WSGI layers around the app, innermost first: the cached-read fast path, admission control."""
+    """WSGI layers around the app, innermost first: fast path, admission control, observation."""
     from webapp.admission import AdmissionControl
     from webapp.fastpath import ItemFastPath
+    from webapp.observe import Observe
 
     app.wsgi_app = ItemFastPath(app.wsgi_app, app.extensions["spillway"])
     app.wsgi_app = AdmissionControl(app.wsgi_app, settings.web_max_active)
+    app.wsgi_app = Observe(app.wsgi_app, log_requests=settings.request_log)

@@ -22,6 +22,9 @@ from redis.retry import Retry
 
 from webapp.deadline import Expired, deadline, gevent_active
 from webapp.errors import APIError, CacheUnavailable, DatabaseUnavailable
+from webapp.metrics import CACHE
+
+CACHE_HIT, CACHE_MISS, CACHE_LOAD = CACHE.labels("hit"), CACHE.labels("miss"), CACHE.labels("load")
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +122,6 @@ class ItemCache:
             from webapp.coalesce import RedisCoalescer
 
             self._coalescer = RedisCoalescer(client.connection_pool)
-        self.stats = {"hits": 0, "misses": 0, "loads": 0}
         # a loader holds the lock at most as long as its own bounded wait
         self._lock_ms = int((settings.db_pool_timeout + settings.db_query_timeout + 1) * 1000)
 
@@ -142,9 +144,9 @@ class ItemCache:
         """
         entry = None if peeked else self.peek(key)
         if entry is not None:
-            self.stats["hits"] += 1
+            CACHE_HIT.inc()
             return entry
-        self.stats["misses"] += 1
+        CACHE_MISS.inc()
         return self._flight.run(key, lambda: self._load(key))
 
     def _load(self, key):
@@ -174,7 +176,7 @@ class ItemCache:
 
     def _load_locked(self, key, lock, token):
         """Read the row from MySQL and cache it; publish a failure to waiters."""
-        self.stats["loads"] += 1
+        CACHE_LOAD.inc()
         try:
             row = self.loader(key)
         except APIError as err:

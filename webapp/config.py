@@ -80,6 +80,7 @@ class Settings:
     flower_port: int = setting("FLOWER_PORT", 5555, "port of Celery Flower (on 127.0.0.1)")
     flower_basic_auth: str = setting("FLOWER_BASIC_AUTH", "", "`user:password` for Flower; `make run` generates it into .env")
     log_level: str = setting("LOG_LEVEL", "info", "`debug`, `info`, `warning` or `error`")
+    request_log: bool = setting("REQUEST_LOG", True, "one JSON line per request on stdout (`false`: none)")
     var_dir: str = setting("VAR_DIR", str(ROOT / "var"), "runtime files: private servers, logs, pid files, metrics")
     private_mysql_port: int = setting("PRIVATE_MYSQL_PORT", 3307, "port of the private MariaDB `make run` starts")
     private_redis_port: int = setting("PRIVATE_REDIS_PORT", 6380, "port of the private Redis `make run` starts")

@@ -21,6 +21,9 @@ from dbutils.pooled_db import PooledDB
 from webapp.config import ConfigError, parse_mysql_url
 from webapp.deadline import Expired, deadline
 from webapp.errors import DatabaseUnavailable, PoolTimeout
+from webapp.metrics import POOL
+
+POOL_WAIT, POOL_TIMEOUT = POOL.labels("wait"), POOL.labels("timeout")
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +110,6 @@ class Database:
         self._pool = None
         self._slots = None
         self.breaker = Breaker(settings.db_retry_interval)
-        self.stats = {"waits": 0, "timeouts": 0}
 
     def _ensure_pool(self):
         """Make the pool on first use in this process (again after a fork)."""
@@ -136,9 +138,9 @@ class Database:
         self.breaker.check()
         slots = self._slots
         if not slots.acquire(blocking=False):
-            self.stats["waits"] += 1
+            POOL_WAIT.inc()
             if not slots.acquire(timeout=self.pool_timeout):
-                self.stats["timeouts"] += 1
+                POOL_TIMEOUT.inc()
                 raise PoolTimeout(retry_after=1)
         con = None
         try:

@@ -144,12 +144,8 @@ def init_app(app):
 
     @app.errorhandler(Exception)
     def handle_unexpected(err):
-        log.exception("unhandled error on %s", _where())
+        from flask import request
+
+        log.exception("unhandled error on %s %s", request.method, request.path,
+                      extra={"fields": {"request_id": request.environ.get("spillway.request_id")}})
         return error_response(APIError())
-
-
-def _where():
-    """Method and path of the current request, for the log line."""
-    from flask import request
-
-    return f"{request.method} {request.path}"

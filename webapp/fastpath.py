@@ -10,6 +10,7 @@ the view does not ask Redis a second time.
 """
 from webapp import jsonio
 from webapp.api.items import PATH_PREFIX, PEEKED, ItemNotFound, item_json
+from webapp.cache import CACHE_HIT
 from webapp.errors import APIError
 from webapp.validation import key_from_path
 
@@ -46,7 +47,7 @@ class ItemFastPath:
         if entry is None:
             environ[PEEKED] = True
             return None
-        self.services.cache.stats["hits"] += 1
+        CACHE_HIT.inc()
         if entry.data is None:
             return "404 NOT FOUND", self.not_found
         return "200 OK", item_json(key, entry.data, entry.version, entry.updated_us).encode()

@@ -28,6 +28,7 @@ import redis
 
 from webapp.cache import PREFIX, item_key, jittered_ms, load_script, redis_bound
 from webapp.errors import Backpressure, Conflict, QueueUnavailable, RateLimited
+from webapp.metrics import ACCEPTED
 
 STREAM = PREFIX + "queue"
 GROUP = "drain"
@@ -79,6 +80,8 @@ class Entry:
 class WriteQueue:
     """Append writes to the queue, read and acknowledge them, report on it."""
 
+    stats_key = STATS
+
     def __init__(self, client, settings):
         self.redis = client
         self.settings = settings
@@ -122,6 +125,8 @@ class WriteQueue:
         status = result[0].decode()
         if status == "ok":
             write_id = result[1].decode()
+            if result[3] == b"new":
+                ACCEPTED.labels(kind).inc(len(records))
             return {"write_id": write_id, "accepted": int(result[2]),
                     "status_url": f"/api/v1/writes/{write_id}"}
         if status == "conflict":

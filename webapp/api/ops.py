@@ -1,7 +1,8 @@
-"""Operations: liveness, readiness."""
-from flask import Blueprint
+"""Operations: liveness, readiness, metrics."""
+from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from webapp import jsonio
+from webapp import jsonio, metrics
 from webapp.api import services
 from webapp.cache import redis_bound
 from webapp.errors import ServiceUnavailable
@@ -45,3 +46,12 @@ def readyz():
         return jsonio.response(body, 503, {"Retry-After": "5"})
     status = "ok" if checks["workers"]["alive"] > 0 else "degraded"
     return jsonio.response({"status": status, "checks": checks})
+
+
+@bp.get("/metrics")
+def prometheus_metrics():
+    """Prometheus text format: this gunicorn's workers summed, plus cluster series from Redis."""
+    svc = services()
+    with redis_bound(svc.settings.redis_timeout):
+        page = metrics.render(svc)
+    return Response(page, content_type=CONTENT_TYPE_LATEST)

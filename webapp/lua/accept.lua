@@ -22,14 +22,14 @@ if deadline > 0 and now > deadline then return {'expired'} end
 
 -- The same request again (a client retry after a lost reply): same receipt.
 local seen = redis.call('HGET', KEYS[4], 'accepted')
-if seen then return {'ok', ARGV[1], seen} end
+if seen then return {'ok', ARGV[1], seen, 'replay'} end
 
 if KEYS[5] ~= '' then
   local previous = redis.call('GET', KEYS[5])
   if previous then
     local hash, write_id, count = string.match(previous, '^(%x+):([%w_]+):(%d+)$')
     if hash ~= ARGV[7] then return {'conflict'} end
-    return {'ok', write_id, count}
+    return {'ok', write_id, count, 'replay'}
   end
 end
 
@@ -79,4 +79,4 @@ end
 if new_tat then
   redis.call('SET', KEYS[6], fmt(new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1)
 end
-return {'ok', ARGV[1], ARGV[3]}
+return {'ok', ARGV[1], ARGV[3], 'new'}
