@@ -43,7 +43,9 @@ def register_errors(app):
 
 def register_blueprints(app):
     """One blueprint per resource."""
-    from webapp.api import events, items, ops, writes
+    from webapp.api import AnyTextConverter, events, items, ops, writes
+
+    app.url_map.converters["anytext"] = AnyTextConverter
 
     for module in (items, events, writes, ops):
         app.register_blueprint(module.bp)

@@ -27,8 +27,9 @@ POOL_WAIT, POOL_TIMEOUT = POOL.labels("wait"), POOL.labels("timeout")
 
 log = logging.getLogger(__name__)
 
-# Client error codes that mean "the server is not reachable or went away".
-CONNECTION_ERRORS = {0, 2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927}
+# Error codes that mean "the server is not reachable, went away, or will not let
+# us in" (1044/1045/1049: wrong credentials or database, an operator's fix).
+CONNECTION_ERRORS = {0, 2002, 2003, 2006, 2013, 2055, 1040, 1044, 1045, 1049, 1053, 1927}
 
 
 def is_connection_error(err):
@@ -156,6 +157,7 @@ class Database:
         except pymysql.err.Error as err:
             if is_connection_error(err):
                 self.breaker.failed()
+                log.warning("MySQL unavailable: %s", err)
                 raise DatabaseUnavailable() from err
             raise
         finally:

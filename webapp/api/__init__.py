@@ -2,9 +2,21 @@
 import hashlib
 
 from flask import current_app, request
+from werkzeug.routing import BaseConverter
 
 from webapp import jsonio
 from webapp.errors import InvalidJSON, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+
+
+class AnyTextConverter(BaseConverter):
+    """A path segment that may hold anything, '/' and newlines included.
+
+    Werkzeug's `path` converter does not match a newline, so a key with one
+    got a 404 instead of the 422 that says what is wrong with it.
+    """
+
+    regex = "[\\s\\S]+"
+    part_isolating = False
 
 
 def services():

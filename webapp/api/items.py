@@ -31,7 +31,7 @@ def path_key():
     return key_from_path(request.environ.get("PATH_INFO", ""), PATH_PREFIX)
 
 
-@bp.get("/<path:_key>")
+@bp.get("/<anytext:_key>")
 def get_item(_key):
     """One item: from Redis, or on a miss from MySQL (then cached)."""
     require_read_key()
@@ -73,7 +73,7 @@ def post_items():
     return accepted(receipt)
 
 
-@bp.delete("/<path:_key>")
+@bp.delete("/<anytext:_key>")
 def delete_item(_key):
     """Queue a delete (a versioned tombstone); deleting a missing key is accepted too."""
     key_id = require_key()

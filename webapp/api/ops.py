@@ -1,4 +1,4 @@
-"""Operations: liveness, readiness, metrics."""
+"""Operations: liveness, readiness, metrics, the OpenAPI document."""
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -55,3 +55,17 @@ def prometheus_metrics():
     with redis_bound(svc.settings.redis_timeout):
         page = metrics.render(svc)
     return Response(page, content_type=CONTENT_TYPE_LATEST)
+
+
+_DOCUMENT = None
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    """The OpenAPI 3.1 document of the whole API."""
+    global _DOCUMENT
+    if _DOCUMENT is None:
+        from webapp.openapi import document
+
+        _DOCUMENT = jsonio.dumps(document())
+    return jsonio.response(_DOCUMENT)
