@@ -63,3 +63,14 @@ def test_warm_cache_command_fills_redis_but_never_replaces_a_pending_write(svc, 
     assert result.exit_code == 0 and "Cached 3 items." in result.output
     assert rds.hget(item_key("a"), "d") == b'{"k":"a"}' and rds.pttl(item_key("a")) > 0
     assert rds.hget(item_key("b"), "d") == b'{"k":"pending"}' and rds.pttl(item_key("b")) == -1
+
+
+def test_warming_an_already_cached_item_renews_its_ttl_but_never_gives_a_pending_write_one(svc, rds):
+    svc.cache.warm([("a", "{}", 5, 1)])
+    rds.pexpire(item_key("a"), 1000)  # about to expire
+    svc.cache.warm([("a", "{}", 5, 1)])
+    assert rds.pttl(item_key("a")) > 60_000
+    svc.queue.append("items", [["p", "{}"]], "key1", cache_items=[["p", "{}"]])
+    pending = int(rds.hget(item_key("p"), "v"))
+    svc.cache.warm([("p", "{}", pending, 1)])  # persisted but not yet acknowledged
+    assert rds.pttl(item_key("p")) == -1

@@ -8,12 +8,30 @@ requests waiting 2 to 7 seconds in the listen queue (measured: up to 13% of
 requests over 2 s in a run started right after another). Accepting up to
 ACCEPT_BATCH per pass: no request over 2 s in three runs back to back, and
 the kernel still spreads connections over the workers as they wake.
-Everything else (gunicorn's HTTP parser, limits, graceful reload) is unchanged.
+
+Requests gunicorn itself refuses (a request line or header past the limits in
+gunicorn.conf.py, malformed HTTP) get the API's JSON error shape instead of
+gunicorn's HTML page. Everything else (gunicorn's HTTP parser, limits,
+graceful reload) is unchanged.
 """
+import json
+
 from gevent.server import StreamServer
+from gunicorn import util
 from gunicorn.workers import ggevent
 
 ACCEPT_BATCH = 64
+_CODES = {400: "bad_request", 403: "forbidden", 414: "uri_too_long", 417: "expectation_failed",
+          431: "header_fields_too_large", 500: "internal_error", 501: "not_implemented"}
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's error answer, as {"error": {"code", "message"}} (replaces util.write_error)."""
+    message = f"{reason}: {mesg}." if mesg else f"{reason}."
+    body = json.dumps({"error": {"code": _CODES.get(status_int, "bad_request"), "message": message}}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    util.write_nonblock(sock, head + body)
 
 
 class BatchAcceptServer(StreamServer):
@@ -28,4 +46,5 @@ class GeventWorker(ggevent.GeventWorker):
     def run(self):
         """Build the servers with BatchAcceptServer, then run as gunicorn does."""
         ggevent.StreamServer = BatchAcceptServer  # the name gunicorn's run() looks up
+        util.write_error = write_json_error  # what handle_error() calls, in this process only
         super().run()

@@ -1,5 +1,7 @@
 -- Cache an item loaded from MySQL, unless Redis already holds a newer version
 -- (a pending write, or a fresher load); then release the loader's lock.
+-- The same version already cached with a TTL gets the new TTL (a warm-up keeps
+-- what it warms); a pending write (no TTL) is never given one here.
 -- KEYS[1] the item's cache hash, KEYS[2] the loader lock
 -- ARGV[1] version (0: no row), ARGV[2] data JSON ('' for none),
 -- ARGV[3] updated_at (us), ARGV[4] TTL (ms), ARGV[5] the loader's lock token
@@ -12,6 +14,8 @@ if not current or tonumber(current) < tonumber(ARGV[1]) then
   else
     redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', ARGV[3])
   end
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+elseif tonumber(current) == tonumber(ARGV[1]) and redis.call('PTTL', KEYS[1]) > 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
 if redis.call('GET', KEYS[2]) == ARGV[5] then
