@@ -30,6 +30,11 @@ seed: sysdeps venv
 warm: sysdeps venv
 	$(PY) -m deploy.seed --warm
 
+bench: venv
+	@deploy/sysdeps.sh wrk
+	@$(PY) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
+	$(PY) -m bench.run
+
 sysdeps:
 	@deploy/sysdeps.sh
 

@@ -23,7 +23,7 @@ backlog = _settings.web_backlog
 # greenlet; PyMySQL and redis-py are pure Python, so their I/O is cooperative.
 # The app is NOT preloaded: each worker imports it after gevent has patched the
 # process, so every socket and lock it makes is cooperative and its own.
-# gunicorn's gevent worker, accepting connections in batches of 64 instead of
+# gunicorn's gevent worker, accepting connections in batches of 8 instead of
 # one per event-loop pass (webapp/gunicorn_worker.py says why).
 workers = _settings.web_worker_count
 worker_class = "webapp.gunicorn_worker.GeventWorker"

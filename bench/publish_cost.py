@@ -38,7 +38,7 @@ def measure(settings, n=2000):
     task = publisher.signature("bench.noop")
     runs = {
         "xadd": lambda: client.xadd("bench:stream", {"r": blob}),
-        "accept": lambda: queue.append("items", records, "bench", cache_items=records),
+        "accept": lambda: queue.append("items", records, "bench"),
         "celery": lambda: task.apply_async(args=(records,)),
     }
     for fn in runs.values():

@@ -50,6 +50,7 @@ class PrivateServer:
 
     def __init__(self, var_dir, port):
         self.var_dir = Path(var_dir).resolve()
+        self.datadir = self.var_dir / self.name
         self.port = int(port)
         self.run_dir = self.var_dir / "run"
         self.log_dir = self.var_dir / "log"
@@ -71,13 +72,13 @@ class PrivateServer:
         return None
 
     def _runs_here(self, pid):
-        """True if process `pid` works inside var_dir (a stale pid file may name another process).
+        """True if process `pid` is this server (a stale pid file may name another process).
 
-        The working directory, not the command line: Redis rewrites its process
-        title. Both servers change into their data directory under var_dir.
+        Its working directory, not its command line: Redis rewrites its process
+        title. Both servers change into their data directory.
         """
         try:
-            return os.readlink(f"/proc/{pid}/cwd").startswith(str(self.var_dir))
+            return os.readlink(f"/proc/{pid}/cwd") == str(self.datadir)
         except OSError:
             return False
 
@@ -266,7 +267,6 @@ class Redis(PrivateServer):
 
     def __init__(self, var_dir, port, maxmemory="2gb", appendfsync="everysec"):
         super().__init__(var_dir, port)
-        self.datadir = self.var_dir / "redis"
         self.maxmemory = maxmemory
         self.appendfsync = appendfsync
 

@@ -1,5 +1,6 @@
 """The Celery application: configuration from celeryconfig, per-process connections, JSON logs."""
 import logging
+import os
 import time
 
 from celery import Celery
@@ -26,11 +27,18 @@ def _forget_inherited_connections(**_):
 
 
 @worker_init.connect
-def _check_connection_budget(**_):
-    """Refuse to start if the stack's MySQL connection budget cannot fit."""
+def _prepare_worker(**_):
+    """Refuse to start if the MySQL connection budget cannot fit; lower the drain's CPU priority.
+
+    The drain is background work: where it shares CPUs with the web server, a
+    burst of requests should get them first (the queue absorbs the writes) and
+    the drain catches up as soon as the burst eases. Pool processes inherit it.
+    """
     from webapp.db import check_connection_budget
 
     check_connection_budget(services.settings)
+    if services.settings.worker_nice:
+        os.nice(services.settings.worker_nice)
 
 
 @after_setup_logger.connect

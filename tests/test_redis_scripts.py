@@ -1,9 +1,14 @@
 """The Lua scripts against the real test Redis: cache fill, accept and ack semantics."""
 import pytest
 
-from webapp.cache import item_key
+from webapp.cache import Entry, item_key
 from webapp.services import Services
 from webapp.writequeue import DEPTH, STREAM, receipt_key
+
+
+def cached(rds, key):
+    """The cache entry of an item, read as the app reads it."""
+    return Entry.parse(rds.get(item_key(key)))
 
 
 @pytest.fixture()
@@ -15,24 +20,24 @@ def svc(settings, fresh):
 
 
 def test_a_load_from_mysql_never_replaces_a_pending_write(svc, rds):
-    svc.queue.append("items", [["k", '{"v":"pending"}']], "key1", cache_items=[["k", '{"v":"pending"}']])
-    pending_version = int(rds.hget(item_key("k"), "v"))
+    svc.queue.append("items", [["k", '{"v":"pending"}']], "key1")
+    pending_version = cached(rds, "k").version
     # A loader that read MySQL just before the write (an older row, or no row) finishes now:
-    v, d, _ = svc.cache._fill(keys=[item_key("k"), "lock"], args=[pending_version - 1, '{"v":"old"}', 1, 60000, "t"])
-    assert (int(v), d) == (pending_version, b'{"v":"pending"}')
+    entry = Entry.parse(svc.cache._fill(keys=[item_key("k"), "lock"], args=[pending_version - 1, '{"v":"old"}', 1, 60000, "t"]))
+    assert (entry.version, entry.data) == (pending_version, '{"v":"pending"}')
     svc.cache._fill(keys=[item_key("k"), "lock"], args=[0, "", 0, 5000, "t"])  # a miss
-    assert rds.hget(item_key("k"), "d") == b'{"v":"pending"}' and rds.pttl(item_key("k")) == -1
+    assert cached(rds, "k").data == '{"v":"pending"}' and rds.pttl(item_key("k")) == -1
 
 
 def test_a_newer_load_replaces_an_older_cached_entry_and_unlocks(svc, rds):
     rds.set("lock", "token")
     svc.cache._fill(keys=[item_key("k"), "lock"], args=[5, '{"v":5}', 1, 60000, "token"])
     svc.cache._fill(keys=[item_key("k"), "lock"], args=[7, '{"v":7}', 1, 60000, "other"])
-    assert rds.hget(item_key("k"), "d") == b'{"v":7}' and rds.get("lock") is None
+    assert cached(rds, "k").data == '{"v":7}' and rds.get("lock") is None
 
 
 def test_acknowledging_a_batch_twice_counts_it_once(svc, rds):
-    receipt = svc.queue.append("items", [["a", "{}"], ["b", "{}"]], "key1", cache_items=[["a", "{}"], ["b", "{}"]])
+    receipt = svc.queue.append("items", [["a", "{}"], ["b", "{}"]], "key1")
     svc.queue.ensure_group()
     entries = svc.queue.read_new("c1", 10, 100)
     assert svc.queue.ack(entries) == 1
@@ -45,12 +50,12 @@ def test_acknowledging_a_batch_twice_counts_it_once(svc, rds):
 
 
 def test_ack_of_a_dead_record_drops_its_pending_entry_only_if_still_current(svc, rds):
-    svc.queue.append("items", [["a", '{"n":1}']], "key1", cache_items=[["a", '{"n":1}']])
+    svc.queue.append("items", [["a", '{"n":1}']], "key1")
     svc.queue.ensure_group()
     entries = svc.queue.read_new("c1", 10, 100)
-    svc.queue.append("items", [["a", '{"n":2}']], "key1", cache_items=[["a", '{"n":2}']])  # a newer write
+    svc.queue.append("items", [["a", '{"n":2}']], "key1")  # a newer write
     svc.queue.ack(entries, dead_versions=frozenset({entries[0].version}))
-    assert rds.hget(item_key("a"), "d") == b'{"n":2}'  # the newer pending write is untouched
+    assert cached(rds, "a").data == '{"n":2}'  # the newer pending write is untouched
 
 
 def test_warm_cache_command_fills_redis_but_never_replaces_a_pending_write(svc, db, rds, runner):
@@ -58,11 +63,11 @@ def test_warm_cache_command_fills_redis_but_never_replaces_a_pending_write(svc, 
 
     for key in ("a", "b", "c"):
         put_row(db, key, {"k": key}, version=1)
-    svc.queue.append("items", [["b", '{"k":"pending"}']], "key1", cache_items=[["b", '{"k":"pending"}']])
+    svc.queue.append("items", [["b", '{"k":"pending"}']], "key1")
     result = runner.invoke(args=["warm-cache"])
     assert result.exit_code == 0 and "Cached 3 items." in result.output
-    assert rds.hget(item_key("a"), "d") == b'{"k":"a"}' and rds.pttl(item_key("a")) > 0
-    assert rds.hget(item_key("b"), "d") == b'{"k":"pending"}' and rds.pttl(item_key("b")) == -1
+    assert cached(rds, "a").data == '{"k":"a"}' and rds.pttl(item_key("a")) > 0
+    assert cached(rds, "b").data == '{"k":"pending"}' and rds.pttl(item_key("b")) == -1
 
 
 def test_warming_an_already_cached_item_renews_its_ttl_but_never_gives_a_pending_write_one(svc, rds):
@@ -70,7 +75,7 @@ def test_warming_an_already_cached_item_renews_its_ttl_but_never_gives_a_pending
     rds.pexpire(item_key("a"), 1000)  # about to expire
     svc.cache.warm([("a", "{}", 5, 1)])
     assert rds.pttl(item_key("a")) > 60_000
-    svc.queue.append("items", [["p", "{}"]], "key1", cache_items=[["p", "{}"]])
-    pending = int(rds.hget(item_key("p"), "v"))
+    svc.queue.append("items", [["p", "{}"]], "key1")
+    pending = cached(rds, "p").version
     svc.cache.warm([("p", "{}", pending, 1)])  # persisted but not yet acknowledged
     assert rds.pttl(item_key("p")) == -1

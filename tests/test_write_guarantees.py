@@ -153,9 +153,12 @@ def test_redis_killed_and_restarted_keeps_every_queued_write(web, db, rds, start
     servers_restored.redis.kill()  # SIGKILL: no shutdown save; the AOF has every acknowledged write
     servers_restored.redis.start()
     assert int(rds.get(DEPTH)) == 60 and rds.xlen(STREAM) == 60
+    # The web server's pooled connections died with Redis; its next calls reconnect, no 503.
+    assert get(item_url(web.url, "r0")).json()["data"] == {"n": 0}
+    assert post_items(web, [("r-after", {"n": -1})]).status_code == 202
     start_worker(**FAST)
     wait_drained(rds)
-    assert len(mysql_items(db)) == 30
+    assert len(mysql_items(db)) == 31
     assert scalar(db, "SELECT COUNT(*) FROM events") == 30
 
 
@@ -328,3 +331,15 @@ def _flower(url, auth):
     except requests.RequestException:
         return None
     return r.json() if r.status_code == 200 else None
+
+
+def test_an_unreadable_queue_entry_is_set_aside_and_never_blocks_the_queue(web, db, rds, start_worker):
+    rds.xgroup_create(STREAM, "drain", id="0", mkstream=True)
+    rds.xadd(STREAM, {"w": "w_" + "0" * 26, "k": "items", "n": "1", "v": "1", "t": "1", "r": '["old format"]'})
+    rds.incrby(DEPTH, 1)
+    assert post_items(web, [("after", {"ok": True})]).status_code == 202
+    start_worker(**FAST)
+    wait_drained(rds)
+    assert mysql_items(db) == {"after": {"ok": True}}
+    (_, aside), = rds.xrange("spillway:queue:unreadable")
+    assert aside[b"r"] == b'["old format"]' and b"ValueError" in aside[b"reason"]

@@ -1,7 +1,8 @@
 """The Redis client and the cache-aside logic for items.
 
-An item's cache entry is a hash: v (version), d (data as JSON text; absent for a
-delete or a miss), t (updated_at in microseconds). Entries written by an accepted
+An item's cache entry is the string "<version>|<updated_at us>|<data JSON>",
+data empty for a deleted or missing item: one GET reads it, one SET writes it
+and clears any TTL. Entries written by an accepted
 write have no TTL until the drain has persisted them (read-your-writes); the
 fill script only ever replaces an entry with a newer version, so a load from
 MySQL can never shadow a pending write. One loader per key: greenlets of one
@@ -20,7 +21,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from webapp.deadline import Expired, deadline, gevent_active
+from webapp.deadline import Expired, deadline
 from webapp.errors import APIError, CacheUnavailable, DatabaseUnavailable
 from webapp.metrics import CACHE
 
@@ -71,6 +72,14 @@ class Entry:
     data: str | None
     updated_us: int
 
+    @classmethod
+    def parse(cls, raw):
+        """The Entry in a cache value, or None for no value."""
+        if raw is None:
+            return None
+        version, updated, data = raw.split(b"|", 2)
+        return cls(int(version), data.decode() if data else None, int(updated))
+
 
 def jittered_ms(ttl, jitter):
     """A TTL in milliseconds with up to `jitter` (a fraction) taken off at random."""
@@ -111,17 +120,13 @@ class SingleFlight:
 class ItemCache:
     """Cache-aside reads of items: Redis first, then one loader per key."""
 
-    def __init__(self, client, settings, loader):
+    def __init__(self, client, settings, loader, coalescer=None):
         self.redis = client
         self.settings = settings
         self.loader = loader  # key -> (version, data|None, updated_us) or None
         self._fill = load_script(client, "fill")
         self._flight = SingleFlight()
-        self._coalescer = None
-        if gevent_active():  # gevent web workers: concurrent peeks share round trips
-            from webapp.coalesce import RedisCoalescer
-
-            self._coalescer = RedisCoalescer(client.connection_pool)
+        self._coalescer = coalescer  # gevent web workers: concurrent peeks share round trips
         # a loader holds the lock at most as long as its own bounded wait
         self._lock_ms = int((settings.db_pool_timeout + settings.db_query_timeout + 1) * 1000)
 
@@ -129,13 +134,10 @@ class ItemCache:
         """The cached entry for key, or None on a miss (one round trip, coalesced under gevent)."""
         with self._redis_bound():
             if self._coalescer is not None:
-                v, d, t = self._coalescer.execute("HMGET", item_key(key), "v", "d", "t",
-                                                  timeout=self.settings.redis_timeout)
+                raw = self._coalescer.execute("GET", item_key(key), timeout=self.settings.redis_timeout)
             else:
-                v, d, t = self.redis.hmget(item_key(key), "v", "d", "t")
-        if v is None:
-            return None
-        return Entry(int(v), d.decode() if d is not None else None, int(t or 0))
+                raw = self.redis.get(item_key(key))
+        return Entry.parse(raw)
 
     def get(self, key, peeked=False):
         """The item's entry (data None: 404), loading it from MySQL on a miss.
@@ -163,12 +165,9 @@ class ItemCache:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
             with self._redis_bound():
-                pipe = self.redis.pipeline(transaction=False)
-                pipe.hmget(item_key(key), "v", "d", "t")
-                pipe.get(lock)
-                (v, d, t), holder = pipe.execute()
-            if v is not None:
-                return Entry(int(v), d.decode() if d is not None else None, int(t or 0))
+                raw, holder = self.redis.mget(item_key(key), lock)
+            if raw is not None:
+                return Entry.parse(raw)
             if holder and holder.startswith(b"!"):  # the loader failed: fail alike
                 raise _failure(holder[1:].decode())
             if time.monotonic() > give_up:
@@ -190,11 +189,9 @@ class ItemCache:
             version, data, updated_us = row
             ttl_ms = jittered_ms(self.settings.cache_ttl, self.settings.cache_ttl_jitter)
         with self._redis_bound():
-            v, d, t = self._fill(
-                keys=[item_key(key), lock],
-                args=[version, data if data is not None else "", updated_us, ttl_ms, token],
-            )
-        return Entry(int(v), d.decode() if d else None, int(t or 0))
+            raw = self._fill(keys=[item_key(key), lock],
+                             args=[version, data if data is not None else "", updated_us, ttl_ms, token])
+        return Entry.parse(raw)
 
     def _redis_bound(self):
         return redis_bound(self.settings.redis_timeout)

@@ -15,7 +15,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # The drain counts batch sizes and lags into these buckets in Redis (tasks/drain.py).
 BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-LAG_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000)
+LAG_BUCKETS_MS = (10, 25, 50, 100, 150, 200, 250, 300, 400, 500, 750, 1000, 1500, 2500, 5000, 10000, 30000,
+                  60000, 300000)
 
 REQUESTS = Counter("spillway_http_requests_total", "HTTP requests answered", ["route", "method", "status"])
 LATENCY = Histogram("spillway_http_request_duration_seconds", "Time from request to response, queueing included",

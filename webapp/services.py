@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 class Services:
     """Per-process connections for the web app ("web") or a drain worker ("worker")."""
 
-    _MADE_ON_USE = ("redis", "db", "replica", "cache", "queue")
+    _MADE_ON_USE = ("redis", "coalescer", "db", "replica", "cache", "queue")
 
     def __init__(self, settings, role="web"):
         self.settings = settings
@@ -33,6 +33,17 @@ class Services:
     def redis(self):
         """The Redis client (a bounded, blocking pool in web workers)."""
         return cache.make_redis(self.settings, blocking=self.role == "web")
+
+    @cached_property
+    def coalescer(self):
+        """Pipelines this process's concurrent Redis commands (gevent web workers only), else None."""
+        from webapp.deadline import gevent_active
+
+        if not gevent_active():
+            return None
+        from webapp.coalesce import RedisCoalescer
+
+        return RedisCoalescer(self.redis.connection_pool)
 
     @cached_property
     def db(self):
@@ -53,14 +64,14 @@ class Services:
     @cached_property
     def cache(self):
         """Cache-aside reads of items."""
-        return cache.ItemCache(self.redis, self.settings, self.load_item)
+        return cache.ItemCache(self.redis, self.settings, self.load_item, self.coalescer)
 
     @cached_property
     def queue(self):
         """The durable write queue."""
         from webapp.writequeue import WriteQueue
 
-        return WriteQueue(self.redis, self.settings)
+        return WriteQueue(self.redis, self.settings, self.coalescer)
 
     def read(self, fn):
         """Run fn(connection) on the replica if there is one, else (or if it fails) the primary."""

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
 from webapp import clock, jsonio
 from webapp.errors import ValidationFailed
@@ -45,21 +45,29 @@ def _depth(value, limit):
 
 
 def _encoded(max_bytes):
-    """Validator: the object as compact JSON text, at most `max_bytes` of UTF-8."""
+    """Validator: a JSON object as compact JSON text, at most `max_bytes` of UTF-8.
+
+    A plain validator, so pydantic does not copy the object first: it is checked
+    and encoded once, here.
+    """
 
     def encode(value):
-        if not _depth(value, MAX_DATA_DEPTH - 1):
-            raise ValueError(f"must not nest deeper than {MAX_DATA_DEPTH} levels")
+        if not isinstance(value, dict):
+            raise ValueError("must be a JSON object")
         try:
-            text = jsonio.dumps(value)
+            raw = jsonio.encode(value)
         except jsonio.JSONError as err:
             raise ValueError(str(err)) from None
-        size = len(text.encode("utf-8"))
+        size = len(raw)
+        text = raw.decode("utf-8")
         if size > max_bytes:
             raise ValueError(f"is {size} bytes as compact JSON; the limit is {max_bytes}")
+        # Depth is at most the number of containers: only walk the value when that could exceed the limit.
+        if text.count("{") + text.count("[") > MAX_DATA_DEPTH and not _depth(value, MAX_DATA_DEPTH - 1):
+            raise ValueError(f"must not nest deeper than {MAX_DATA_DEPTH} levels")
         return text
 
-    return AfterValidator(encode)
+    return PlainValidator(encode, json_schema_input_type=dict[str, Any])
 
 
 def _timestamp(value):
@@ -67,8 +75,8 @@ def _timestamp(value):
 
 
 Key = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_no_control_chars)]
-ItemData = Annotated[dict[str, Any], _encoded(MAX_ITEM_DATA)]
-EventData = Annotated[dict[str, Any], _encoded(MAX_EVENT_DATA)]
+ItemData = Annotated[Any, _encoded(MAX_ITEM_DATA)]
+EventData = Annotated[Any, _encoded(MAX_EVENT_DATA)]
 Level = Literal["debug", "info", "warning", "error", "critical"]
 Timestamp = Annotated[str, AfterValidator(_timestamp)]  # becomes microseconds
 

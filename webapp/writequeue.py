@@ -10,15 +10,18 @@ Layout (every key starts with spillway:):
   item:<key>          an item's cache entry (see webapp/cache.py)
   drain:alive         sorted set: drain consumer -> last heartbeat (ms)
   drain:slot:<n>      lease of drain slot n (tasks/drain.py)
+  queue:unreadable    entries the drain could not parse, set aside with the reason
   stats               counters for /metrics (records persisted, dead, batches)
 
 An entry's fields: w write id, k kind (items|events), n record count, v the
-first record's version (records get v, v+1, ...), t acceptance time (us),
-r the records as JSON: items [[key, data JSON or null], ...]; events
-[[name, level, occurred_us or null, event_id or null, data JSON or null], ...].
+first record's version (records get v, v+1, ...), t acceptance time (us), r the
+records: fields joined by \0, records by \1 (items: key, data JSON; events:
+name, level, occurred_us, event_id, data JSON; empty for none). Neither byte can
+occur: keys, names and ids are refused with control characters, and compact
+JSON escapes them. So data travels as it was encoded, never escaped again.
 """
 import hashlib
-import json
+import logging
 import secrets
 import socket
 import time
@@ -30,6 +33,8 @@ from webapp.cache import PREFIX, item_key, jittered_ms, load_script, redis_bound
 from webapp.errors import Backpressure, Conflict, QueueUnavailable, RateLimited
 from webapp.metrics import ACCEPTED
 
+log = logging.getLogger(__name__)
+
 STREAM = PREFIX + "queue"
 GROUP = "drain"
 DEPTH = PREFIX + "queue:depth"
@@ -37,6 +42,7 @@ VERSION = PREFIX + "version"
 ALIVE = PREFIX + "drain:alive"
 SLOTS = PREFIX + "drain:slot:"
 STATS = PREFIX + "stats"
+UNREADABLE = PREFIX + "queue:unreadable"
 ALIVE_WINDOW_MS = 30_000  # a drain that has not beaten for this long counts as dead
 IDEMPOTENCY_TTL = 24 * 3600
 
@@ -65,16 +71,45 @@ class Entry:
 
     @classmethod
     def parse(cls, entry_id, fields):
-        """Build an Entry from XREADGROUP's (id, {field: value})."""
-        return cls(
+        """Build an Entry from XREADGROUP's (id, {field: value}); ValueError if it is malformed."""
+        kind = fields[b"k"].decode()
+        entry = cls(
             id=entry_id,
             write_id=fields[b"w"].decode(),
-            kind=fields[b"k"].decode(),
+            kind=kind,
             count=int(fields[b"n"]),
             version=int(fields[b"v"]),
             accepted_us=int(fields[b"t"]),
-            records=json.loads(fields[b"r"]),
+            records=unpack_records(kind, fields[b"r"]),
         )
+        if len(entry.records) != entry.count:
+            raise ValueError(f"{len(entry.records)} records where the entry says {entry.count}")
+        return entry
+
+
+def pack_records(records):
+    """The Stream form of records (lists of str, int or None): see the module doc."""
+    return "\x01".join("\x00".join("" if f is None else str(f) for f in r) for r in records).encode()
+
+
+def unpack_records(kind, blob):
+    """Records back from their Stream form: items [key, data|None], events [name, level, occurred_us|None,
+    event_id|None, data|None]."""
+    width = _FIELDS.get(kind)
+    if width is None:
+        raise ValueError(f"unknown kind {kind!r}")
+    records = []
+    for raw in blob.decode().split("\x01"):
+        fields = [f or None for f in raw.split("\x00")]
+        if len(fields) != width or fields[0] is None:
+            raise ValueError(f"a record of {len(fields)} fields where {kind} have {width}")
+        if kind == "events" and fields[2] is not None:
+            fields[2] = int(fields[2])
+        records.append(fields)
+    return records
+
+
+_FIELDS = {"items": 2, "events": 5}
 
 
 class WriteQueue:
@@ -82,9 +117,10 @@ class WriteQueue:
 
     stats_key = STATS
 
-    def __init__(self, client, settings):
+    def __init__(self, client, settings, coalescer=None):
         self.redis = client
         self.settings = settings
+        self._coalescer = coalescer  # gevent web workers: concurrent writes share round trips
         self._accept = load_script(client, "accept")
         self._ack = load_script(client, "ack")
         self._slots = load_script(client, "slots")
@@ -94,12 +130,12 @@ class WriteQueue:
 
     # --- the web side ---------------------------------------------------------------
 
-    def append(self, kind, records, key_id, cache_items=(), idempotency_key=None, request_hash=""):
+    def append(self, kind, records, key_id, idempotency_key=None, request_hash=""):
         """Queue one write; return its receipt {"write_id", "accepted", "status_url"}.
 
-        cache_items: (key, data JSON or None) per record, for items: the pending
-        cache entries that give read-your-writes. Raises Conflict, RateLimited,
-        Backpressure or QueueUnavailable (nothing was queued then).
+        For items the script also caches each record as a pending entry (read-
+        your-writes). Raises Conflict, RateLimited, Backpressure or
+        QueueUnavailable (nothing was queued then).
         """
         write_id = new_write_id()
         timeout = self.settings.redis_timeout
@@ -115,13 +151,11 @@ class WriteQueue:
             rate_key = f"{PREFIX}rate:{key_id}"
             interval, burst = self._rate
         keys = [STREAM, DEPTH, VERSION, receipt_key(write_id), idem, rate_key]
-        keys += [item_key(k) for k, _ in cache_items]
-        args = [write_id, kind, len(records), json.dumps(records, ensure_ascii=False, separators=(",", ":")),
-                self.settings.write_queue_high_water, deadline_us, request_hash, interval, burst,
-                int(self.settings.receipt_ttl), IDEMPOTENCY_TTL]
-        args += [d if d is not None else "" for _, d in cache_items]
+        args = [write_id, kind, len(records), pack_records(records), self.settings.write_queue_high_water,
+                deadline_us, request_hash, interval, burst, int(self.settings.receipt_ttl), IDEMPOTENCY_TTL,
+                item_key("")]
         with redis_bound(timeout, QueueUnavailable):
-            result = self._accept(keys=keys, args=args)
+            result = self._run_accept(keys, args, timeout)
         status = result[0].decode()
         if status == "ok":
             write_id = result[1].decode()
@@ -136,6 +170,17 @@ class WriteQueue:
         if status == "backpressure":
             raise Backpressure(retry_after=5)
         raise QueueUnavailable()  # 'expired': Redis ran it too late, nothing queued
+
+    def _run_accept(self, keys, args, timeout):
+        """EVALSHA the accept script, pipelined with other greenlets' commands where possible."""
+        if self._coalescer is None:
+            return self._accept(keys=keys, args=args)
+        command = ("EVALSHA", self._accept.sha, len(keys), *keys, *args)
+        try:
+            return self._coalescer.execute(*command, timeout=timeout)
+        except redis.exceptions.NoScriptError:  # Redis restarted and forgot it: load it, try once more
+            self.redis.script_load(self._accept.script)
+            return self._coalescer.execute(*command, timeout=timeout)
 
     def receipt(self, write_id):
         """A write's receipt as stored, or None."""
@@ -174,7 +219,27 @@ class WriteQueue:
                 raise
             self.ensure_group()  # Redis lost its data (or was flushed): start over
             return []
-        return [Entry.parse(i, f) for _, entries in (reply or []) for i, f in entries if f]
+        return self._parsed((i, f) for _, entries in (reply or []) for i, f in entries if f)
+
+    def _parsed(self, raw_entries):
+        """Entries parsed; one that cannot be is set aside so it never blocks the queue."""
+        entries = []
+        for entry_id, fields in raw_entries:
+            try:
+                entries.append(Entry.parse(entry_id, fields))
+            except Exception as err:  # any malformed entry: its reason goes with it
+                self.set_aside(entry_id, fields, f"{type(err).__name__}: {err}")
+        return entries
+
+    def set_aside(self, entry_id, fields, reason):
+        """Move an unreadable entry to queue:unreadable, acknowledge it, mark its receipt dead."""
+        log.error("write queue entry %s is unreadable and was set aside: %s", entry_id, reason)
+        self.redis.xadd(UNREADABLE, {**fields, b"entry": entry_id, b"reason": reason})
+        write_id = fields.get(b"w", b"").decode(errors="replace")
+        count = int(fields[b"n"]) if fields.get(b"n", b"").isdigit() else 0
+        kind = fields.get(b"k", b"items").decode(errors="replace")
+        self._ack(keys=[STREAM, DEPTH, STATS],
+                  args=[GROUP, 1, "unreadable_entries", 1, entry_id, receipt_key(write_id), count, count, kind, 0])
 
     def read_own_pending(self, consumer, count):
         """Entries delivered to this consumer earlier and not yet acknowledged."""
@@ -194,7 +259,7 @@ class WriteQueue:
                 raise
             self.ensure_group()
             return []
-        return [Entry.parse(i, f) for i, f in reply[1] if f]
+        return self._parsed((i, f) for i, f in reply[1] if f)
 
     def ack(self, entries, dead_versions=frozenset(), stats=None):
         """Acknowledge entries after COMMIT; return how many this call acknowledged.

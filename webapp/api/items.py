@@ -69,7 +69,7 @@ def post_items():
     raw, body = json_body()
     batch = parse(ItemsIn, body)
     records = [[item.key, item.data] for item in batch.items]
-    receipt = services().queue.append("items", records, key_id, cache_items=records, **idempotency(raw))
+    receipt = services().queue.append("items", records, key_id, **idempotency(raw))
     return accepted(receipt)
 
 
@@ -78,6 +78,5 @@ def delete_item(_key):
     """Queue a delete (a versioned tombstone); deleting a missing key is accepted too."""
     key_id = require_key()
     key = path_key()
-    records = [[key, None]]
-    receipt = services().queue.append("items", records, key_id, cache_items=records, **idempotency(b""))
+    receipt = services().queue.append("items", [[key, None]], key_id, **idempotency(b""))
     return accepted(receipt)

@@ -3,11 +3,12 @@
 --
 -- KEYS[1] stream  KEYS[2] depth counter  KEYS[3] version counter  KEYS[4] receipt
 -- KEYS[5] idempotency key ('' if none)  KEYS[6] rate-limit key ('' if off)
--- KEYS[7..] item cache keys, one per record (items only)
--- ARGV[1] write_id  ARGV[2] kind  ARGV[3] record count  ARGV[4] records (JSON)
+-- ARGV[1] write_id  ARGV[2] kind  ARGV[3] record count
+-- ARGV[4] records: fields joined by \0, records by \1 (webapp/writequeue.py)
 -- ARGV[5] high water  ARGV[6] client deadline (us; 0 none)  ARGV[7] request hash
 -- ARGV[8] rate interval (us)  ARGV[9] rate burst  ARGV[10] receipt TTL (s)
--- ARGV[11] idempotency TTL (s)  ARGV[12..] item data JSON, '' for a delete
+-- ARGV[11] idempotency TTL (s)  ARGV[12] item cache key prefix
+-- Item cache keys are made here from the records (a standalone Redis, not a cluster).
 --
 -- Numbers are formatted with %.0f: Lua numbers are doubles, and tostring()
 -- would print a microsecond version as 1.7954e+15.
@@ -57,16 +58,21 @@ redis.call('SET', KEYS[3], fmt(base + n - 1))
 local entry = redis.call('XADD', KEYS[1], '*', 'w', ARGV[1], 'k', ARGV[2], 'n', ARGV[3],
   'v', fmt(base), 't', fmt(now), 'r', ARGV[4])
 
--- Read-your-writes: the accepted value is cached at once, with no TTL; the
--- drain gives it one after MySQL has committed this version.
-for i = 7, #KEYS do
-  local data = ARGV[i + 5]
-  redis.call('DEL', KEYS[i])
-  if data ~= '' then
-    redis.call('HSET', KEYS[i], 'v', fmt(base + i - 7), 'd', data, 't', fmt(now))
-  else
-    redis.call('HSET', KEYS[i], 'v', fmt(base + i - 7), 't', fmt(now))
+-- Read-your-writes: the accepted value is cached at once, with no TTL (MSET
+-- clears any; a key twice in a batch: the later record wins); the drain gives
+-- it one after MySQL has committed this version. One MSET, not a SET per item.
+-- An entry is "<version>|<updated_at us>|<data JSON>" (data empty: deleted).
+if ARGV[2] == 'items' then
+  local records, pos, i, stamp, pairs = ARGV[4], 1, 0, '|' .. fmt(now) .. '|', {}
+  while pos <= #records do
+    local split = string.find(records, '\0', pos, true)
+    local stop = string.find(records, '\1', split, true) or #records + 1
+    pairs[2 * i + 1] = ARGV[12] .. string.sub(records, pos, split - 1)
+    pairs[2 * i + 2] = fmt(base + i) .. stamp .. string.sub(records, split + 1, stop - 1)
+    i = i + 1
+    pos = stop + 1
   end
+  redis.call('MSET', unpack(pairs))
 end
 
 redis.call('HSET', KEYS[4], 'kind', ARGV[2], 'accepted', ARGV[3], 'persisted', 0, 'dead', 0,

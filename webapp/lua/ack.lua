@@ -38,7 +38,8 @@ while i <= #ARGV do
   end
   for _ = 1, m do
     local key, version, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-    if mine and redis.call('HGET', key, 'v') == version then
+    local entry = mine and redis.call('GET', key)
+    if entry and string.match(entry, '^(%d+)|') == version then
       if ttl == '0' then
         redis.call('DEL', key)  -- never persisted: let reads see MySQL again
       else

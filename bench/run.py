@@ -1,0 +1,319 @@
+"""`make bench`: the load scenarios, measured against references in one run, with a zero-loss audit.
+
+Runs on its own stack (bench/stack.py: private MariaDB and Redis under
+var/bench, gunicorn and Celery with the production settings), loads 410,000
+movie-like items, then:
+  references  hello-world ceiling (GET, POST), naive Flask + MySQL (GET, POST),
+              raw PyMySQL executemany (the drain's limit)
+  scenarios   hot reads and cold reads at 50/500/2,000 connections, a crawler
+              burst, a log burst, mixed 90/10, a backlog drain, paced writes
+Writes bench/report.md, bench/results.json and the PNG charts. Every wrk run
+is bounded in time and only loads 127.0.0.1.
+"""
+import json
+import os
+import re
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pymysql
+import requests
+
+from bench import drain as drain_bench
+from bench import loadgen
+from bench.report import write_report
+from bench.stack import API_KEY, BenchStack
+from deploy.seed import seed
+from webapp.cache import PREFIX, warm_all
+from webapp.db import connect_kwargs
+from webapp.metrics import LAG_BUCKETS_MS
+from webapp.services import Services
+
+HERE = Path(__file__).parent
+KEYS = 410_000
+SECONDS = int(os.environ.get("BENCH_SECONDS", 10))  # per wrk run (the crawler burst runs 2x)
+STEPS = 28
+
+
+class Progress:
+    """One line per step on stderr: where the bench is and what it just measured."""
+
+    def __init__(self, total):
+        self.total, self.done, self.started = total, 0, time.monotonic()
+
+    def step(self, text):
+        self.done += 1
+        elapsed = time.monotonic() - self.started
+        print(f"[{self.done:2d}/{self.total}] {elapsed:5.0f}s  {text}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    """The stack, its connections and the results gathered so far."""
+
+    def __init__(self):
+        self.stack = BenchStack()
+        self.settings = self.stack.start()
+        self.svc = Services(self.settings, role="worker")
+        self.progress = Progress(STEPS)
+        self.results = {"runs": [], "audits": [], "targets": {}, "burst_timeline": []}
+        self.web = self.worker = None
+
+    # --- helpers -------------------------------------------------------------------
+
+    def sql(self, query, args=()):
+        """One value from MySQL."""
+        con = pymysql.connect(**connect_kwargs(self.settings.mysql_url, self.settings, 600))
+        try:
+            with con.cursor() as cur:
+                cur.execute(query, args)
+                row = cur.fetchone()
+                return row[0] if row else None
+        finally:
+            con.close()
+
+    def wrk(self, name, url, connections, script=None, seconds=SECONDS, role="spillway", **env):
+        """Run wrk, keep the result, report progress."""
+        wrk_env = {**os.environ, "KEYS": str(KEYS), "API_KEY": API_KEY, **{k: str(v) for k, v in env.items()}}
+        result = loadgen.run(name, url, connections, seconds, script=script, env=wrk_env)
+        self.results["runs"].append({**result.__dict__, "role": role, "raw": None})
+        self.progress.step(f"{name} c{connections}: {result.rps:,.0f} req/s, p99 {result.p99:.1f} ms, "
+                           f"non-2xx {result.non2xx}, timeouts {result.timeouts}, socket errors {result.socket_errors}")
+        return result
+
+    def accepted_records(self):
+        """Records the web server answered 202 for, by kind (from its /metrics)."""
+        page = requests.get(self.web.url + "/metrics", timeout=30).text
+        found = dict(re.findall(r'^spillway_records_accepted_total\{kind="(\w+)"\} (\S+)$', page, re.M))
+        return {kind: int(float(found.get(kind, 0))) for kind in ("items", "events")}
+
+    def drained(self, timeout=900, timeline=None):
+        """Wait until the queue is empty; sample the burst timeline meanwhile if asked."""
+        started = time.monotonic()
+        while True:
+            depth = int(self.svc.redis.get(PREFIX + "queue:depth") or 0)
+            if timeline is not None:
+                timeline.append(self._sample(started))
+            if depth == 0:
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"the queue did not drain in {timeout}s ({depth} records left)")
+            time.sleep(0.5)
+
+    def _sample(self, t0):
+        stats = {k.decode(): int(v) for k, v in self.svc.redis.hgetall(PREFIX + "stats").items()}
+        persisted = sum(stats.get(f"{p}_{k}", 0) for p in ("persisted", "dead") for k in ("items", "events"))
+        depth = int(self.svc.redis.get(PREFIX + "queue:depth") or 0)
+        return {"t": time.monotonic() - t0, "persisted": persisted, "depth": depth, "entered": persisted + depth}
+
+    def audit(self, scenario, kind, run, before, client_accepted):
+        """Records accepted (202) = records in MySQL after the drain, none doubled."""
+        accepted = self.accepted_records()[kind] - before[kind]
+        if kind == "items":
+            stored = self.sql("SELECT COUNT(*) FROM items WHERE k >= %s AND k < %s", (run + "-", run + "."))
+            distinct = stored  # the primary key: a key is stored once
+        else:
+            stored = self.sql("SELECT COUNT(*) FROM events WHERE name = %s", (run,))
+            distinct = self.sql("SELECT COUNT(DISTINCT data) FROM events WHERE name = %s", (run,))
+        line = {"scenario": scenario, "kind": kind, "accepted": accepted, "client_saw_202": client_accepted,
+                "in_mysql": stored, "lost": accepted - stored, "duplicated": stored - distinct}
+        self.results["audits"].append(line)
+        self.progress.step(f"audit {scenario}: {accepted:,} {kind} accepted, {stored:,} in MySQL, "
+                           f"{line['lost']} lost, {line['duplicated']} duplicated")
+
+    def start_spillway(self):
+        """The web server and a drain worker with production settings."""
+        self.web = self.stack.web()
+        self.worker = self.stack.worker()
+
+    # --- the bench ------------------------------------------------------------------------
+
+    def setup(self):
+        """Empty state, 410,000 demo items, the naive reference's table."""
+        self.svc.redis.flushall()
+        for statement in ("TRUNCATE TABLE items", "TRUNCATE TABLE events", "TRUNCATE TABLE dead_letters",
+                          "DROP TABLE IF EXISTS naive_items", "CREATE TABLE naive_items LIKE items"):
+            self.sql(statement)
+        took = seed(self.settings, KEYS)
+        self.progress.step(f"seeded {KEYS:,} movie-like items in {took:.1f}s")
+
+    def references(self):
+        """The ceiling and the naive design, under the same gunicorn settings."""
+        hello = self.stack.web(app="bench.hello:app")
+        for c in (50, 500, 2000):
+            self.wrk("ceiling GET", hello.url, c, "get_random.lua", role="ceiling")
+        self.wrk("ceiling POST 24 items", hello.url, 50, "post_items.lua", role="ceiling", RUN="ceil")
+        self.stack.stop_processes()
+        naive = self.stack.web(app="bench.naive:app")
+        self.wrk("naive GET", naive.url, 50, "get_random.lua", role="naive")
+        self.wrk("naive POST 24 items", naive.url, 50, "post_items.lua", role="naive", RUN="naive")
+        self.stack.stop_processes()
+
+    def reads(self):
+        """Hot reads (cache warm) and cold reads (cache flushed) at 50/500/2,000 connections."""
+        self.start_spillway()
+        count = warm_all(self.svc)
+        self.progress.step(f"warmed the cache with {count:,} items")
+        for c in (50, 500, 2000):
+            rss = RssSampler(self.web) if c == 2000 else None
+            self.wrk("hot GET", self.web.url, c, "get_random.lua")
+            if rss:
+                self.results["targets"]["max_worker_rss_mb"] = rss.stop()
+        for c in (50, 500, 2000):
+            self.flush_item_cache()
+            self.wrk("cold GET", self.web.url, c, "get_random.lua")
+
+    def flush_item_cache(self):
+        """Drop every cached item (not the queue, receipts or Celery's keys)."""
+        for keys in _chunks(self.svc.redis.scan_iter(PREFIX + "item:*", count=10_000), 10_000):
+            self.svc.redis.unlink(*keys)
+
+    def writes(self):
+        """Crawler burst, log burst and mixed load, each drained and audited."""
+        before = self.accepted_records()
+        timeline, stop = [], threading.Event()
+        sampler = threading.Thread(target=self._burst_sampler, args=(timeline, stop))
+        sampler.start()
+        r = self.wrk("crawler burst POST 24 items", self.web.url, 50, "post_items.lua", seconds=2 * SECONDS, RUN="crawl")
+        took = self.drained(timeline=timeline)
+        stop.set()
+        sampler.join()
+        self.results["burst_timeline"] = timeline
+        self.results["targets"]["burst_drain_seconds"] = took
+        self.audit("crawler burst", "items", "crawl", before, (r.accepted_requests or 0) * 24)
+
+        before = self.accepted_records()
+        single = self.wrk("log burst POST 1 event", self.web.url, 50, "post_events.lua", RUN="log1", BATCH=1)
+        self.drained()
+        self.audit("log burst, single events", "events", "log1", before, single.accepted_requests or 0)
+        before = self.accepted_records()
+        hundred = self.wrk("log burst POST 100 events", self.web.url, 50, "post_events.lua", RUN="log100", BATCH=100)
+        self.drained()
+        self.audit("log burst, 100-event batches", "events", "log100", before, (hundred.accepted_requests or 0) * 100)
+
+        before = self.accepted_records()
+        mixed = self.wrk("mixed 90% GET / 10% POST", self.web.url, 500, "mixed.lua", RUN="mixed")
+        self.drained()
+        self.audit("mixed 90/10", "items", "mixed", before, (mixed.accepted_requests or 0) * 24)
+
+    def _burst_sampler(self, timeline, stop):
+        t0 = time.monotonic()
+        while not stop.is_set():
+            timeline.append(self._sample(t0))
+            time.sleep(0.5)
+
+    def drain_limit(self):
+        """Raw executemany vs the drain on a 500,000-record backlog."""
+        self.stack.stop_processes()
+        raw = drain_bench.raw_executemany(self.settings, 500_000)
+        self.progress.step(f"raw executemany of 1,000-row upserts: {raw:,.0f} rows/s")
+        self.svc.redis.flushall()
+        drain_bench.queue_backlog(self.svc.queue, 500_000, prefix="backlog")
+        rate, _ = drain_bench.drain_backlog(self.stack, self.svc, 500_000)
+        stored = self.sql("SELECT COUNT(*) FROM items WHERE k >= 'backlog' AND k < 'backlog~'")
+        self.results["targets"].update(raw_rows_per_s=raw, drain_rows_per_s=rate)
+        self.results["audits"].append({"scenario": "500k backlog drain", "kind": "items", "accepted": 500_000,
+                                       "client_saw_202": 500_000, "in_mysql": stored, "lost": 500_000 - stored,
+                                       "duplicated": 0})
+        self.progress.step(f"drain of a 500,000-record backlog: {rate:,.0f} rows/s = {rate / raw:.2f}x raw, "
+                           f"{500_000 - stored} lost")
+
+    def paced_lag(self):
+        """Writes at half the measured drain rate: accept-to-persist lag p99."""
+        self.start_spillway()
+        target = self.results["targets"]["drain_rows_per_s"] / 2  # records/s
+        connections = 20
+        delay_ms = max(1, int(connections * 24 * 1000 / target))
+        lag_before = self._lag_counts()
+        before = self.accepted_records()
+        r = self.wrk("paced POST at half the drain rate", self.web.url, connections, "post_items.lua",
+                     seconds=2 * SECONDS, RUN="paced", DELAY_MS=delay_ms)
+        self.drained()
+        self.audit("paced writes", "items", "paced", before, (r.accepted_requests or 0) * 24)
+        lag = {k: v - lag_before.get(k, 0) for k, v in self._lag_counts().items()}
+        self.results["targets"].update(paced_records_per_s=(r.accepted_requests or 0) * 24 / r.seconds,
+                                       lag_p50_ms=_percentile(lag, 0.50), lag_p99_ms=_percentile(lag, 0.99))
+        self.progress.step(f"lag at {self.results['targets']['paced_records_per_s']:,.0f} records/s: "
+                           f"p50 <= {self.results['targets']['lag_p50_ms']} ms, "
+                           f"p99 <= {self.results['targets']['lag_p99_ms']} ms")
+
+    def _lag_counts(self):
+        stats = {k.decode(): int(v) for k, v in self.svc.redis.hgetall(PREFIX + "stats").items()}
+        return {b: stats.get(f"lag_le_{b}", 0) for b in (*LAG_BUCKETS_MS, "inf")}
+
+    def run(self):
+        """Everything, then the report."""
+        started = time.monotonic()
+        try:
+            self.setup()
+            self.references()
+            self.reads()
+            self.writes()
+            self.drain_limit()
+            self.paced_lag()
+        finally:
+            self.stack.stop()
+        self.results["seconds"] = time.monotonic() - started
+        (HERE / "results.json").write_text(json.dumps(self.results, indent=1))
+        write_report(self.results, HERE)
+        self.progress.step(f"wrote bench/report.md and charts in {self.results['seconds'] / 60:.1f} minutes")
+
+
+class RssSampler:
+    """The largest resident size of any gunicorn worker while it runs."""
+
+    def __init__(self, web):
+        self.web, self.max_kb, self._stop = web, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            for pid in self.web.children():
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                self.max_kb = max(self.max_kb, int(re.search(r"VmRSS:\s+(\d+)", status).group(1)))
+            time.sleep(0.25)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return round(self.max_kb / 1024, 1)
+
+
+def _chunks(iterable, size):
+    chunk = []
+    for item in iterable:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _percentile(buckets, q):
+    """The upper bound (ms) of the bucket holding the q-quantile."""
+    total = sum(buckets.values())
+    running = 0
+    for bound in (*LAG_BUCKETS_MS, "inf"):
+        running += buckets.get(bound, 0)
+        if total and running >= q * total:
+            return bound
+    return None
+
+
+def main():
+    """Run the bench."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(20000, hard), hard))  # 2,000 connections
+    Bench().run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
