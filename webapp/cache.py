@@ -21,6 +21,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from webapp.coalesce import call, run_script
 from webapp.deadline import Expired, deadline
 from webapp.errors import APIError, CacheUnavailable, DatabaseUnavailable
 from webapp.metrics import CACHE
@@ -133,10 +134,7 @@ class ItemCache:
     def peek(self, key):
         """The cached entry for key, or None on a miss (one round trip, coalesced under gevent)."""
         with self._redis_bound():
-            if self._coalescer is not None:
-                raw = self._coalescer.execute("GET", item_key(key), timeout=self.settings.redis_timeout)
-            else:
-                raw = self.redis.get(item_key(key))
+            raw = call(self._coalescer, self.redis, self.settings.redis_timeout, "GET", item_key(key))
         return Entry.parse(raw)
 
     def get(self, key, peeked=False):
@@ -159,13 +157,15 @@ class ItemCache:
         pause = 0.005
         while True:
             with self._redis_bound():
-                got = self.redis.set(lock, token, nx=True, px=self._lock_ms)
+                got = call(self._coalescer, self.redis, self.settings.redis_timeout,
+                           "SET", lock, token, "NX", "PX", self._lock_ms)
             if got:
                 return self._load_locked(key, lock, token)
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
             with self._redis_bound():
-                raw, holder = self.redis.mget(item_key(key), lock)
+                raw, holder = call(self._coalescer, self.redis, self.settings.redis_timeout,
+                                   "MGET", item_key(key), lock)
             if raw is not None:
                 return Entry.parse(raw)
             if holder and holder.startswith(b"!"):  # the loader failed: fail alike
@@ -189,8 +189,9 @@ class ItemCache:
             version, data, updated_us = row
             ttl_ms = jittered_ms(self.settings.cache_ttl, self.settings.cache_ttl_jitter)
         with self._redis_bound():
-            raw = self._fill(keys=[item_key(key), lock],
-                             args=[version, data if data is not None else "", updated_us, ttl_ms, token])
+            raw = run_script(self._coalescer, self._fill, [item_key(key), lock],
+                             [version, data if data is not None else "", updated_us, ttl_ms, token],
+                             self.settings.redis_timeout)
         return Entry.parse(raw)
 
     def _redis_bound(self):

@@ -81,3 +81,25 @@ class RedisCoalescer:
                     return
 
 
+
+
+def call(coalescer, client, timeout, *args):
+    """Run one command through the coalescer if there is one, else straight on `client`."""
+    if coalescer is None:
+        return client.execute_command(*args)
+    return coalescer.execute(*args, timeout=timeout)
+
+
+def run_script(coalescer, script, keys, args, timeout):
+    """EVALSHA a registered script, through the coalescer if there is one.
+
+    After a Redis restart the script is unknown (NOSCRIPT): load it, try once more.
+    """
+    if coalescer is None:
+        return script(keys=keys, args=args)
+    command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+    try:
+        return coalescer.execute(*command, timeout=timeout)
+    except redis.exceptions.NoScriptError:
+        script.registered_client.script_load(script.script)
+        return coalescer.execute(*command, timeout=timeout)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import redis
 
 from webapp.cache import PREFIX, item_key, jittered_ms, load_script, redis_bound
+from webapp.coalesce import run_script
 from webapp.errors import Backpressure, Conflict, QueueUnavailable, RateLimited
 from webapp.metrics import ACCEPTED
 
@@ -155,7 +156,7 @@ class WriteQueue:
                 deadline_us, request_hash, interval, burst, int(self.settings.receipt_ttl), IDEMPOTENCY_TTL,
                 item_key("")]
         with redis_bound(timeout, QueueUnavailable):
-            result = self._run_accept(keys, args, timeout)
+            result = run_script(self._coalescer, self._accept, keys, args, timeout)
         status = result[0].decode()
         if status == "ok":
             write_id = result[1].decode()
@@ -170,17 +171,6 @@ class WriteQueue:
         if status == "backpressure":
             raise Backpressure(retry_after=5)
         raise QueueUnavailable()  # 'expired': Redis ran it too late, nothing queued
-
-    def _run_accept(self, keys, args, timeout):
-        """EVALSHA the accept script, pipelined with other greenlets' commands where possible."""
-        if self._coalescer is None:
-            return self._accept(keys=keys, args=args)
-        command = ("EVALSHA", self._accept.sha, len(keys), *keys, *args)
-        try:
-            return self._coalescer.execute(*command, timeout=timeout)
-        except redis.exceptions.NoScriptError:  # Redis restarted and forgot it: load it, try once more
-            self.redis.script_load(self._accept.script)
-            return self._coalescer.execute(*command, timeout=timeout)
 
     def receipt(self, write_id):
         """A write's receipt as stored, or None."""

@@ -1,9 +1,11 @@
 -- POST batches of BATCH (default 24) new movie-like items, keys RUN-<thread>-<n>-<i>.
--- Counts answers by status; optional pacing: DELAY_MS between a connection's requests.
+-- Counts answers by status. RATE (requests/s, all THREADS together) paces the
+-- requests on a clock, whatever the responses' latency; unset: as fast as answered.
 local batch = tonumber(os.getenv("BATCH") or "24")
 local run = os.getenv("RUN") or "run"
 local key = os.getenv("API_KEY") or ""
-local delay_ms = tonumber(os.getenv("DELAY_MS") or "0")
+local rate = tonumber(os.getenv("RATE") or "0")
+local nthreads = tonumber(os.getenv("THREADS") or "2")
 local threads, next_id = {}, 0
 
 function setup(thread)
@@ -31,8 +33,22 @@ function request()
     '{"items":[' .. table.concat(parts, ",") .. ']}')
 end
 
-if delay_ms > 0 then
-  function delay() return delay_ms end
+if rate > 0 then
+  local ffi = require("ffi")
+  ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } spillway_ts; int clock_gettime(int, spillway_ts *); ]]
+  local ts = ffi.new("spillway_ts")
+  local interval = 1000 * nthreads / rate  -- ms between this thread's requests
+  local next_slot = nil
+
+  -- Called before each request on any of the thread's connections: take the
+  -- next free slot of the thread's schedule and wait for it.
+  function delay()
+    ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+    local now = tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+    local slot = math.max(next_slot or now, now)
+    next_slot = slot + interval
+    return math.floor(slot - now)
+  end
 end
 
 function response(status, headers, body)
