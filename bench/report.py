@@ -70,6 +70,7 @@ def _table(results):
     runs = results["runs"]
     lines = ["| scenario | conns | req/s | x ceiling | x naive | p50 ms | p99 ms | non-2xx | timeouts | other socket errors |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    explained = []
     for r in runs:
         ceiling, naive = _references(runs, r)
         timeouts = f"{r['timeouts']} ({100 * r['timeouts'] / max(1, r['requests']):.2f}%)"
@@ -78,6 +79,12 @@ def _table(results):
             f"| {_ratio(r['rps'], ceiling['rps']) if ceiling else ''} | {_ratio(r['rps'], naive['rps']) if naive else ''} "
             f"| {r['latency_ms'].get('50', r['latency_ms'].get(50, 0)):.2f} | {r['latency_ms'].get('99', r['latency_ms'].get(99, 0)):.1f} "
             f"| {r['non2xx']} | {timeouts} | {r['socket_errors']} |")
+        answered = {k: v for k, v in (r.get("errors") or {}).items() if k != "not_found"}
+        if r["non2xx"] and answered:
+            what = ", ".join(f"{n} `{code}`" for code, n in sorted(answered.items(), key=lambda kv: -kv[1]))
+            explained.append(f"- {r['name']} c{r['connections']}: the server answered {what}.")
+    if explained:
+        lines += ["", "Non-2xx answers, by the error code the server logged:", *explained]
     return "\n".join(lines)
 
 

@@ -77,11 +77,25 @@ class Bench:
     def wrk(self, name, url, connections, script=None, seconds=SECONDS, role="spillway", **env):
         """Run wrk, keep the result, report progress."""
         wrk_env = {**os.environ, "KEYS": str(KEYS), "API_KEY": API_KEY, **{k: str(v) for k, v in env.items()}}
+        log_start = self.web.log_path.stat().st_size if role == "spillway" else 0
         result = loadgen.run(name, url, connections, seconds, script=script, env=wrk_env)
-        self.results["runs"].append({**result.__dict__, "role": role, "raw": None})
+        errors = self._error_codes(log_start) if role == "spillway" else {}
+        self.results["runs"].append({**result.__dict__, "role": role, "raw": None, "errors": errors})
         self.progress.step(f"{name} c{connections}: {result.rps:,.0f} req/s, p99 {result.p99:.1f} ms, "
                            f"non-2xx {result.non2xx}, timeouts {result.timeouts}, socket errors {result.socket_errors}")
         return result
+
+    def _error_codes(self, offset):
+        """{error code: count} the web server logged since `offset` (its request lines)."""
+        time.sleep(0.6)  # request lines are written out twice a second
+        codes = {}
+        with open(self.web.log_path, "rb") as log:
+            log.seek(offset)
+            for line in log:
+                if b'"error": ' in line and b'"event": "request"' in line:
+                    code = json.loads(line).get("error")
+                    codes[code] = codes.get(code, 0) + 1
+        return codes
 
     def accepted_records(self):
         """Records the web server answered 202 for, by kind (from its /metrics)."""

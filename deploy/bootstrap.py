@@ -12,9 +12,9 @@ DATABASE = "spillway"
 DB_USER = "spillway"
 
 
-def ensure_env_file(path=ROOT / ".env"):
-    """Create .env with generated API_KEYS and FLOWER_BASIC_AUTH if missing; return what was added."""
-    path = Path(path)
+def ensure_env_file(path=None):
+    """Create .env (or SPILLWAY_ENV_FILE) with generated API_KEYS and FLOWER_BASIC_AUTH; return what was added."""
+    path = Path(path or os.environ.get("SPILLWAY_ENV_FILE", ROOT / ".env"))
     existing = path.read_text() if path.exists() else ""
     names = {line.split("=", 1)[0].strip() for line in existing.splitlines() if "=" in line}
     added = {}

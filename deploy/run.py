@@ -65,6 +65,7 @@ def _banner(settings, env):
         f"  Try:  curl -X POST -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\",
         f"          -d '{{\"items\":[{{\"key\":\"hello\",\"data\":{{\"n\":1}}}}]}}' http://{host}:{settings.port}/api/v1/items",
         f"        curl http://{host}:{settings.port}/api/v1/items/hello",
+        f"  Logs        {settings.var_dir}/log/web.log, worker.log, flower.log (JSON lines)",
         "  Ctrl-C stops everything.",
         "",
     ])

@@ -44,7 +44,8 @@ def test_one_json_log_line_per_request(web):
                 return json.loads(line)
     entry = wait_for(logged, timeout=5, message="the request's log line")
     assert entry["event"] == "request" and entry["route"] == "/api/v1/items/<key>"
-    assert entry["status"] == 404 and entry["method"] == "GET" and entry["duration_ms"] >= 0
+    assert entry["status"] == 404 and entry["error"] == "not_found"
+    assert entry["method"] == "GET" and entry["duration_ms"] >= 0
     assert entry["ts"].endswith("Z")
 
 

@@ -114,8 +114,14 @@ class Backpressure(ServiceUnavailable):
 _HTTP = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge, 415: UnsupportedMediaType}
 
 
+ERROR_CODE = "spillway.error"  # the error code, for the request's log line (webapp/observe.py)
+
+
 def error_response(err):
     """Build the Flask response for an APIError."""
+    from flask import request
+
+    request.environ[ERROR_CODE] = err.code
     return jsonio.response(err.body(), err.status, err.headers)
 
 

@@ -11,7 +11,7 @@ the view does not ask Redis a second time.
 from webapp import jsonio
 from webapp.api.items import PATH_PREFIX, PEEKED, ItemNotFound, item_json
 from webapp.cache import CACHE_HIT
-from webapp.errors import APIError
+from webapp.errors import ERROR_CODE, APIError
 from webapp.validation import key_from_path
 
 _JSON = "application/json"
@@ -49,5 +49,6 @@ class ItemFastPath:
             return None
         CACHE_HIT.inc()
         if entry.data is None:
+            environ[ERROR_CODE] = "not_found"
             return "404 NOT FOUND", self.not_found
         return "200 OK", item_json(key, entry.data, entry.version, entry.updated_us).encode()

@@ -10,6 +10,7 @@ import re
 import time
 
 from webapp import metrics
+from webapp.errors import ERROR_CODE
 from webapp.logs import request_lines, timestamp
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -55,9 +56,10 @@ class Observe:
         route = route_of(path)
         metrics.count_request(route, method, status, seconds)
         if self.log_requests:
-            request_lines.write(json.dumps({
-                "ts": timestamp(), "level": "info", "event": "request", "request_id": request_id,
-                "method": method, "route": route, "path": path[:256], "status": int(status),
-                "duration_ms": round(seconds * 1000, 2), "remote": environ.get("REMOTE_ADDR", ""),
-            }, ensure_ascii=False))
+            line = {"ts": timestamp(), "level": "info", "event": "request", "request_id": request_id,
+                    "method": method, "route": route, "path": path[:256], "status": int(status),
+                    "duration_ms": round(seconds * 1000, 2), "remote": environ.get("REMOTE_ADDR", "")}
+            if ERROR_CODE in environ:
+                line["error"] = environ[ERROR_CODE]
+            request_lines.write(json.dumps(line, ensure_ascii=False))
         return body
