@@ -188,7 +188,10 @@ class Bench:
         timeline, stop = [], threading.Event()
         sampler = threading.Thread(target=self._burst_sampler, args=(timeline, stop))
         sampler.start()  # one clock from the burst's start until the queue is empty
-        r = self.wrk("crawler burst POST 24 items", self.web.url, 50, "post_items.lua", seconds=2 * SECONDS, RUN="crawl")
+        with CpuMeter(self) as cpu:
+            r = self.wrk("crawler burst POST 24 items", self.web.url, 50, "post_items.lua", seconds=2 * SECONDS,
+                         RUN="crawl")
+        self.results["targets"]["burst_cpu_cores"] = cpu.cores
         took = self.drained()
         stop.set()
         sampler.join()
@@ -272,6 +275,60 @@ class Bench:
         (HERE / "results.json").write_text(json.dumps(self.results, indent=1))
         write_report(self.results, HERE)
         self.progress.step(f"wrote bench/report.md and charts in {self.results['seconds'] / 60:.1f} minutes")
+
+
+class CpuMeter:
+    """CPU used by each part of the stack (and left idle) while a block runs, in cores."""
+
+    def __init__(self, bench):
+        self.groups = {"web workers": bench.web.pid, "drain (Celery)": bench.worker.pid,
+                       "Redis": bench.stack.servers.redis.pid, "MariaDB": bench.stack.servers.mariadb.pid}
+
+    @staticmethod
+    def _ticks(pid):
+        total = 0
+        for p in [pid, *_descendants(pid)]:
+            try:
+                fields = Path(f"/proc/{p}/stat").read_text().split(") ")[-1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total
+
+    @staticmethod
+    def _system():
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)
+
+    def __enter__(self):
+        self.started = time.monotonic()
+        self.before = {name: self._ticks(pid) for name, pid in self.groups.items()}
+        self.wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.system_before = self._system()
+        return self
+
+    def __exit__(self, *exc):
+        seconds = time.monotonic() - self.started
+        ticks = os.sysconf("SC_CLK_TCK")
+        self.cores = {name: round((self._ticks(pid) - self.before[name]) / ticks / seconds, 2)
+                      for name, pid in self.groups.items()}
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cores["wrk"] = round((usage.ru_utime + usage.ru_stime - self.wrk_before.ru_utime
+                                   - self.wrk_before.ru_stime) / seconds, 2)
+        idle, total = self._system()
+        self.cores["idle"] = round((idle - self.system_before[0]) / max(1, total - self.system_before[1])
+                                   * (os.cpu_count() or 1), 2)
+
+
+def _descendants(pid):
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    out = []
+    for child in map(int, children):
+        out += [child, *_descendants(child)]
+    return out
 
 
 class RssSampler:
