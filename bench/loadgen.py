@@ -1,4 +1,5 @@
 """Run wrk against 127.0.0.1 for a fixed time and parse what it prints."""
+import os
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ def run(name, url, connections, seconds, script=None, env=None, threads=2, timeo
     if script:
         cmd += ["-s", str(LUA / script)]
     cmd.append(url)
+    env = {**(os.environ if env is None else env), "LUA_PATH": f"{LUA}/?.lua;;"}  # the scripts require writes.lua
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 60)
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed: {proc.stderr or proc.stdout}")

@@ -3,20 +3,10 @@
 -- requests on a clock, whatever the responses' latency; unset: as fast as answered.
 local batch = tonumber(os.getenv("BATCH") or "24")
 local run = os.getenv("RUN") or "run"
-local key = os.getenv("API_KEY") or ""
 local rate = tonumber(os.getenv("RATE") or "0")
 local nthreads = tonumber(os.getenv("THREADS") or "2")
-local threads, next_id = {}, 0
-
-function setup(thread)
-  next_id = next_id + 1
-  thread:set("tid", next_id)
-  table.insert(threads, thread)
-end
-
-function init(args)
-  n, accepted, other = 0, 0, 0
-end
+local writes = require("writes")
+writes.count_answers()
 
 function request()
   n = n + 1
@@ -28,9 +18,7 @@ function request()
       '"votes":%d,"runtime_min":%d,"director":"Director %d"}}',
       id, id, 1920 + (n + i) % 105, 1 + (n * 7 + i) % 90 / 10, n * 37 % 100000, 80 + i, n % 5000)
   end
-  return wrk.format("POST", "/api/v1/items",
-    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. key},
-    '{"items":[' .. table.concat(parts, ",") .. ']}')
+  return writes.post("/api/v1/items", "items", parts)
 end
 
 if rate > 0 then
@@ -49,14 +37,4 @@ if rate > 0 then
     next_slot = slot + interval
     return math.floor(slot - now)
   end
-end
-
-function response(status, headers, body)
-  if status == 202 then accepted = accepted + 1 else other = other + 1 end
-end
-
-function done(summary, latency, requests)
-  local a, o = 0, 0
-  for _, t in ipairs(threads) do a = a + t:get("accepted"); o = o + t:get("other") end
-  io.write(string.format("ACCEPTED_REQUESTS %d\nOTHER_REQUESTS %d\n", a, o))
 end
