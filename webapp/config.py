@@ -77,7 +77,7 @@ class Settings:
     web_max_requests: int = setting("WEB_MAX_REQUESTS", 0, "requests after which a worker is recycled; 0: never")
     web_max_requests_jitter: int = setting("WEB_MAX_REQUESTS_JITTER", 0, "random extra requests before recycling, so workers do not restart together")
     worker_concurrency: int = setting("WORKER_CONCURRENCY", 0, "Celery worker processes per host; 0: one per CPU")
-    worker_nice: int = setting("WORKER_NICE", 10, "CPU niceness of the drain on hosts shared with the web (0: none); bursts are served first, the drain catches up")
+    worker_nice: int = setting("WORKER_NICE", 0, "CPU niceness of the drain processes (0: none); higher lets a burst of requests take the CPUs of a host shared with the web, and the drain falls behind")
     flower_port: int = setting("FLOWER_PORT", 5555, "port of Celery Flower (on 127.0.0.1)")
     flower_basic_auth: str = setting("FLOWER_BASIC_AUTH", "", "`user:password` for Flower; `make run` generates it into .env")
     log_level: str = setting("LOG_LEVEL", "info", "`debug`, `info`, `warning` or `error`")
