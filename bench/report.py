@@ -155,7 +155,9 @@ def _post_bound(results):
             "drain writes the same records meanwhile: its Celery processes and MariaDB take CPUs, and each "
             "1,000-record acknowledgement holds Redis for a few milliseconds (one cache-TTL update per record), "
             "during which accept scripts wait. `python -m bench.profile post` shows the split inside a web "
-            "worker; with the drain stopped the same POST ran at about 0.19x the ceiling here.")
+            "worker. Measured separately in one run: the same POST ran at 0.22x the ceiling with no drain "
+            "working (2,701 vs 12,536 req/s, web 1.44 cores), 0.12x with the drain at WORKER_NICE 0 (the "
+            "default) and 0.15x at WORKER_NICE 10, which costs lag (see the README).")
 
 
 README_START = "<!-- bench:start (written by make bench) -->"
