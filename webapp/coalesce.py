@@ -81,8 +81,6 @@ class RedisCoalescer:
                     return
 
 
-
-
 def call(coalescer, client, timeout, *args):
     """Run one command through the coalescer if there is one, else straight on `client`."""
     if coalescer is None:
