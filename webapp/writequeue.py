@@ -289,23 +289,6 @@ class WriteQueue:
         """True if the worker with this main process pid is shutting down."""
         return bool(self.redis.exists(f"{PREFIX}drain:stopping:{socket.gethostname()}:{worker_pid}"))
 
-    def forget_consumer(self, consumer):
-        """Drop this consumer from /readyz's count (at a clean exit)."""
-        self.redis.zrem(ALIVE, consumer)
-
-    def prune_consumers(self, idle_ms=3600_000):
-        """Delete consumers that hold nothing and were idle for an hour (dead processes)."""
-        try:
-            consumers = self.redis.xinfo_consumers(STREAM, GROUP)
-        except redis.ResponseError:
-            return 0
-        gone = 0
-        for c in consumers:
-            if c["pending"] == 0 and c["idle"] > idle_ms:
-                self.redis.xgroup_delconsumer(STREAM, GROUP, c["name"])
-                gone += 1
-        return gone
-
     # --- drain slots (tasks/drain.py) --------------------------------------------------
 
     def reserve_slots(self, count, token, lease_s):
@@ -315,7 +298,3 @@ class WriteQueue:
     def renew_slot(self, slot, token, lease_s):
         """Extend a slot lease; False if the token no longer holds it."""
         return bool(self._slots(keys=[SLOTS], args=["renew", slot, token, int(lease_s * 1000)]))
-
-    def release_slot(self, slot, token):
-        """Give a slot up (so the next tick starts a task for it at once)."""
-        return bool(self._slots(keys=[SLOTS], args=["release", slot, token]))

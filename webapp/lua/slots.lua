@@ -2,7 +2,6 @@
 -- KEYS[1] slot key prefix  ARGV[1] operation  ARGV[2..] as below
 --   reserve  N, token, lease_ms   -> slot numbers now reserved with token
 --   renew    slot, token, lease_ms -> 1 if the token still holds the slot
---   release  slot, token          -> 1 if released
 local op = ARGV[1]
 if op == 'reserve' then
   local got = {}
@@ -14,10 +13,6 @@ if op == 'reserve' then
   return got
 end
 local key = KEYS[1] .. ARGV[2]
-if redis.call('GET', key) ~= ARGV[3] then return 0 end
-if op == 'renew' then
-  redis.call('PEXPIRE', key, ARGV[4])
-else
-  redis.call('DEL', key)
-end
+if op ~= 'renew' or redis.call('GET', key) ~= ARGV[3] then return 0 end
+redis.call('PEXPIRE', key, ARGV[4])
 return 1
