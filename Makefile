@@ -8,11 +8,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 N ?= 410000
 
-.PHONY: help run test seed warm bench sysdeps venv clean
+.PHONY: help run test check seed warm bench sysdeps venv clean
 
 help:
 	@echo "make run         start MariaDB, Redis, web, worker and Flower (Ctrl-C stops all)"
-	@echo "make test        run the test suite against private servers under var/test"
+	@echo "make test        checks (ruff, mypy, import contracts), then the tests against private servers"
+	@echo "make check       only the checks: ruff, mypy, lint-imports (seconds, no servers)"
 	@echo "make seed N=...  load N demo items into the stack's MySQL (default $(N))"
 	@echo "make warm        load every item from MySQL into the Redis cache"
 	@echo "make bench       the load bench; writes bench/report.md and charts"
@@ -21,8 +22,13 @@ help:
 run: sysdeps venv
 	$(PY) -m deploy.run
 
-test: sysdeps venv
+test: sysdeps venv check
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+check: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 seed: sysdeps venv
 	$(PY) -m deploy.seed $(N)

@@ -24,9 +24,9 @@ backlog = _settings.web_backlog
 # The app is NOT preloaded: each worker imports it after gevent has patched the
 # process, so every socket and lock it makes is cooperative and its own.
 # gunicorn's gevent worker, accepting connections in batches of 8 instead of
-# one per event-loop pass (webapp/gunicorn_worker.py says why).
+# one per event-loop pass (webapp/server/gunicorn_worker.py says why).
 workers = _settings.web_worker_count
-worker_class = "webapp.gunicorn_worker.GeventWorker"
+worker_class = "webapp.server.gunicorn_worker.GeventWorker"
 worker_connections = _settings.web_worker_connections
 preload_app = False
 timeout = _settings.web_timeout
@@ -44,7 +44,7 @@ limit_request_fields = 100
 limit_request_field_size = 8190
 
 # --- Logging -------------------------------------------------------------------
-# The app writes one JSON line per request itself (webapp/observe.py: request
+# The app writes one JSON line per request itself (webapp/server/observe.py: request
 # id, route, status, duration), so gunicorn's access log is off; gunicorn's own
 # messages go to stderr as JSON lines too.
 accesslog = None
@@ -86,7 +86,7 @@ def on_starting(server):
     os.makedirs(os.path.dirname(control_socket), exist_ok=True)
     shutil.rmtree(_metrics_dir, ignore_errors=True)
     os.makedirs(_metrics_dir)
-    from webapp.db import BudgetError, check_connection_budget  # after the metrics directory exists
+    from webapp.storage.startup import BudgetError, check_connection_budget  # after the metrics directory exists
 
     try:
         check_connection_budget(_settings)

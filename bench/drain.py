@@ -13,8 +13,9 @@ import pymysql
 
 from bench.data import movie_json
 from webapp.clock import now_us, to_datetime
-from webapp.db import connect_kwargs
-from webapp.sql.items import UPSERT
+from webapp.storage.mysql import connect_kwargs
+from webapp.storage.records import Item
+from webapp.storage.sql.items import UPSERT
 
 
 def raw_executemany(settings, records, batch=1000):
@@ -43,14 +44,14 @@ def queue_backlog(queue, records, per_write=24, prefix="d"):
     """Queue `records` item records as writes of `per_write`; return the seconds it took."""
     started = time.monotonic()
     for first in range(0, records, per_write):
-        batch = [[f"{prefix}{n:07d}", movie_json(n)] for n in range(first, min(records, first + per_write))]
-        queue.append("items", batch, "bench")
+        batch = [Item(f"{prefix}{n:07d}", movie_json(n)) for n in range(first, min(records, first + per_write))]
+        queue.append(batch, "bench")
     return time.monotonic() - started
 
 
 def drain_backlog(stack, svc, records, sample=None):
     """Start workers on a queued backlog; return (records/s, [(seconds, depth, persisted)])."""
-    from webapp.writequeue import DEPTH
+    from webapp.storage.keys import DEPTH
 
     worker = stack.worker()
     samples, first_drop, started = [], None, time.monotonic()
@@ -75,7 +76,7 @@ def drain_backlog(stack, svc, records, sample=None):
 def main(records=500_000):
     """Measure both in one run on the bench stack and print the ratio."""
     from bench.stack import BenchStack
-    from webapp.services import Services
+    from webapp.storage.services import Services
 
     stack = BenchStack()
     settings = stack.start()

@@ -15,8 +15,8 @@ from pathlib import Path
 from bench import loadgen
 from bench.stack import API_KEY, BenchStack
 from deploy.seed import seed
-from webapp.cache import PREFIX, warm_all
-from webapp.services import Services
+from webapp.storage import keys
+from webapp.storage.services import Services
 
 SCENARIOS = {"hot": "get_random.lua", "cold": "get_random.lua", "post": "post_items.lua", "events": "post_events.lua"}
 
@@ -24,7 +24,7 @@ SCENARIOS = {"hot": "get_random.lua", "cold": "get_random.lua", "post": "post_it
 def top(raw_path, count=30):
     """(own, inclusive) sample shares per function from py-spy's raw output."""
     own, inclusive, total = collections.Counter(), collections.Counter(), 0
-    for line in open(raw_path):
+    for line in Path(raw_path).read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         n = int(n)
         total += n
@@ -47,10 +47,10 @@ def main(scenario, connections=50, seconds=10):
         web = stack.web()
         stack.worker()
         if scenario == "hot":
-            warm_all(svc)
+            svc.cache.warm_all()
         elif scenario == "cold":
-            for keys in iter(lambda: list(svc.redis.scan_iter(PREFIX + "item:*", count=10_000))[:10_000], []):
-                svc.redis.unlink(*keys)
+            for chunk in iter(lambda: list(svc.redis.scan_iter(keys.ITEM + "*", count=10_000))[:10_000], []):
+                svc.redis.unlink(*chunk)
         env = {"KEYS": "410000", "API_KEY": API_KEY, "RUN": f"prof{int(time.time())}"}
         result = {}
         load = threading.Thread(target=lambda: result.update(r=loadgen.run(

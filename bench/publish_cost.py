@@ -26,20 +26,21 @@ def measure(settings, n=2000):
     """{name: median microseconds per call}."""
     from celery import Celery
 
-    from webapp.cache import make_redis
-    from webapp.writequeue import WriteQueue
+    from webapp.storage.queue import WriteQueue
+    from webapp.storage.records import Item
+    from webapp.storage.redis_client import connect
 
-    client = make_redis(settings, blocking=False)
+    client = connect(settings, blocking=False)
     queue = WriteQueue(client, settings)
-    records = [[f"tt{i:07d}", movie_json(i)] for i in range(24)]
-    blob = json.dumps(records, separators=(",", ":"))
+    records = [Item(f"tt{i:07d}", movie_json(i)) for i in range(24)]
+    blob = json.dumps([[r.key, r.data] for r in records], separators=(",", ":"))
     publisher = Celery("bench", broker=settings.redis_url)
     publisher.conf.task_default_queue = "bench-publish"
     task = publisher.signature("bench.noop")
     runs = {
         "xadd": lambda: client.xadd("bench:stream", {"r": blob}),
-        "accept": lambda: queue.append("items", records, "bench"),
-        "celery": lambda: task.apply_async(args=(records,)),
+        "accept": lambda: queue.append(records, "bench"),
+        "celery": lambda: task.apply_async(args=([[r.key, r.data] for r in records],)),
     }
     for fn in runs.values():
         _time(fn, 200)  # warm connections and scripts

@@ -1,4 +1,5 @@
 """bench/report.md and its charts, from one run's results (bench/results.json)."""
+import itertools
 import os
 import platform
 import time
@@ -6,7 +7,7 @@ import time
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def _find(runs, name, connections=None, role=None):
@@ -93,7 +94,7 @@ def burst_chart(results, path):
     timeline = results["burst_timeline"]
     times = [p["t"] for p in timeline]
     accepted, persisted = [0.0], [0.0]
-    for a, b in zip(timeline, timeline[1:]):
+    for a, b in itertools.pairwise(timeline):
         dt = max(1e-6, b["t"] - a["t"])
         accepted.append((b["entered"] - a["entered"]) / dt)
         persisted.append((b["persisted"] - a["persisted"]) / dt)

@@ -27,10 +27,10 @@ from bench import loadgen
 from bench.report import write_report
 from bench.stack import API_KEY, BenchStack
 from deploy.seed import seed
-from webapp.cache import PREFIX, warm_all
-from webapp.db import connect_kwargs
 from webapp.metrics import LAG_BUCKETS_MS
-from webapp.services import Services
+from webapp.storage import keys
+from webapp.storage.mysql import connect_kwargs
+from webapp.storage.services import Services
 
 HERE = Path(__file__).parent
 KEYS = 410_000
@@ -107,7 +107,7 @@ class Bench:
         """Wait until the queue is empty; return the seconds it took."""
         started = time.monotonic()
         while True:
-            depth = int(self.svc.redis.get(PREFIX + "queue:depth") or 0)
+            depth = int(self.svc.redis.get(keys.DEPTH) or 0)
             if depth == 0:
                 return time.monotonic() - started
             if time.monotonic() - started > timeout:
@@ -115,9 +115,9 @@ class Bench:
             time.sleep(0.5)
 
     def _sample(self, t0):
-        stats = {k.decode(): int(v) for k, v in self.svc.redis.hgetall(PREFIX + "stats").items()}
+        stats = {k.decode(): int(v) for k, v in self.svc.redis.hgetall(keys.STATS).items()}
         persisted = sum(stats.get(f"{p}_{k}", 0) for p in ("persisted", "dead") for k in ("items", "events"))
-        depth = int(self.svc.redis.get(PREFIX + "queue:depth") or 0)
+        depth = int(self.svc.redis.get(keys.DEPTH) or 0)
         return {"t": time.monotonic() - t0, "persisted": persisted, "depth": depth, "entered": persisted + depth}
 
     def audit(self, scenario, kind, run, before, client_accepted):
@@ -166,7 +166,7 @@ class Bench:
     def reads(self):
         """Hot reads (cache warm) and cold reads (cache flushed) at 50/500/2,000 connections."""
         self.start_spillway()
-        count = warm_all(self.svc)
+        count = self.svc.cache.warm_all()
         self.progress.step(f"warmed the cache with {count:,} items")
         for c in (50, 500, 2000):
             rss = RssSampler(self.web) if c == 2000 else None
@@ -179,8 +179,8 @@ class Bench:
 
     def flush_item_cache(self):
         """Drop every cached item (not the queue, receipts or Celery's keys)."""
-        for keys in _chunks(self.svc.redis.scan_iter(PREFIX + "item:*", count=10_000), 10_000):
-            self.svc.redis.unlink(*keys)
+        for chunk in _chunks(self.svc.redis.scan_iter(keys.ITEM + "*", count=10_000), 10_000):
+            self.svc.redis.unlink(*chunk)
 
     def writes(self):
         """Crawler burst, log burst and mixed load, each drained and audited."""
@@ -208,7 +208,7 @@ class Bench:
         self.drained()
         self.audit("log burst, 100-event batches", "events", "log100", before, (hundred.accepted_requests or 0) * 100)
 
-        count = warm_all(self.svc)  # the cold reads left the cache nearly empty
+        count = self.svc.cache.warm_all()  # the cold reads left the cache nearly empty
         self.progress.step(f"warmed the cache again with {count:,} items")
         before = self.accepted_records()
         mixed = self.wrk("mixed 90% GET / 10% POST", self.web.url, 500, "mixed.lua", RUN="mixed")
@@ -256,7 +256,7 @@ class Bench:
                            f"p99 <= {self.results['targets']['lag_p99_ms']} ms")
 
     def _lag_counts(self):
-        stats = {k.decode(): int(v) for k, v in self.svc.redis.hgetall(PREFIX + "stats").items()}
+        stats = {k.decode(): int(v) for k, v in self.svc.redis.hgetall(keys.STATS).items()}
         return {b: stats.get(f"lag_le_{b}", 0) for b in (*LAG_BUCKETS_MS, "inf")}
 
     def run(self):
@@ -379,7 +379,7 @@ def _percentile(buckets, q):
 
 def main():
     """Run the bench."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(20000, hard), hard))  # 2,000 connections
     Bench().run()
     return 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from deploy.servers import MariaDB, Redis
 from webapp.config import ROOT, load_settings
-from webapp.db import apply_schema
+from webapp.storage.startup import apply_schema
 
 DATABASE = "spillway"
 DB_USER = "spillway"

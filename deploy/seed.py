@@ -13,10 +13,12 @@ import pymysql
 
 from deploy.bootstrap import Stack
 from webapp import clock
-from webapp.cache import item_key, make_redis
 from webapp.config import load_settings
-from webapp.db import connect_kwargs
-from webapp.sql.items import UPSERT
+from webapp.storage import keys
+from webapp.storage.mysql import connect_kwargs
+from webapp.storage.redis_client import connect
+from webapp.storage.services import Services
+from webapp.storage.sql.items import UPSERT
 
 GENRES = ["Drama", "Comedy", "Thriller", "Action", "Romance", "Horror", "Documentary", "Sci-Fi", "Animation", "Crime"]
 
@@ -59,22 +61,19 @@ def seed(settings, count, chunk=100_000):
                 )
     finally:
         con.close()
-    client = make_redis(settings, blocking=False)
+    client = connect(settings, blocking=False)
     for first in range(1, count + 1, 10_000):
-        client.unlink(*(item_key(movie_key(n)) for n in range(first, min(count, first + 9_999) + 1)))
+        client.unlink(*(keys.item(movie_key(n)) for n in range(first, min(count, first + 9_999) + 1)))
     client.close()
     return time.monotonic() - started
 
 
 def warm(settings):
     """Cache every persisted item through the cache's fill script; return (count, seconds)."""
-    from webapp.cache import warm_all
-    from webapp.services import Services
-
     started = time.monotonic()
     services = Services(settings, role="worker")
     try:
-        return warm_all(services), time.monotonic() - started
+        return services.cache.warm_all(), time.monotonic() - started
     finally:
         services.close()
 

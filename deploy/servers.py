@@ -106,7 +106,7 @@ class PrivateServer:
         for d in (self.run_dir, self.log_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.prepare()
-        log = open(self.log_dir / f"{self.name}.out", "ab")
+        log = open(self.log_dir / f"{self.name}.out", "ab")  # noqa: SIM115 - handed to the child, closed below
         # start_new_session: a terminal Ctrl-C must not kill the database
         # before the app above it has flushed its work.
         self.proc = subprocess.Popen(

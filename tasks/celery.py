@@ -1,48 +1,57 @@
-"""The Celery application: configuration from celeryconfig, per-process connections, JSON logs."""
+"""The Celery application: configuration from celeryconfig, per-process storage, JSON logs.
+
+A worker process never imports Flask or gevent: tasks use webapp.storage only.
+"""
 import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
-from celery.signals import (after_setup_logger, after_setup_task_logger, task_postrun, task_prerun, worker_init,
-                            worker_process_init)
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+)
 
 from webapp.config import load_settings
 from webapp.logs import JSONFormatter
-from webapp.services import Services
+from webapp.storage.services import Services
+from webapp.storage.startup import check_connection_budget
 
 log = logging.getLogger(__name__)
 
 app = Celery("spillway", include=["tasks.drain"])
 app.config_from_object("celeryconfig")
 
-# Connections of this process, made on first use (never at import).
+# Storage of this process, made on first use (never at import).
 services = Services(load_settings(), role="worker")
 
 
 @worker_process_init.connect
-def _forget_inherited_connections(**_):
+def _forget_inherited_connections(**_: Any) -> None:
     """Each pool process makes its own connections; the parent's are not shared."""
     services.reset()
 
 
 @worker_init.connect
-def _prepare_worker(**_):
+def _prepare_worker(**_: Any) -> None:
     """Refuse to start if the MySQL connection budget cannot fit; lower the drain's CPU priority.
 
     The drain is background work: where it shares CPUs with the web server, a
     burst of requests should get them first (the queue absorbs the writes) and
     the drain catches up as soon as the burst eases. Pool processes inherit it.
     """
-    from webapp.db import check_connection_budget
-
     check_connection_budget(services.settings)
     if services.settings.worker_nice:
         lower_priority(services.settings.worker_nice)
 
 
-def lower_priority(nice):
+def lower_priority(nice: int) -> None:
     """Renice this process (pool processes inherit it), and its session's scheduling group if it leads one.
 
     With autogroup scheduling (kernel.sched_autogroup_enabled, on by default in
@@ -63,22 +72,22 @@ def lower_priority(nice):
 
 @after_setup_logger.connect
 @after_setup_task_logger.connect
-def _json_logs(logger, **_):
+def _json_logs(logger: logging.Logger, **_: Any) -> None:
     """Celery's log lines as JSON, like the web's."""
     for handler in logger.handlers:
         handler.setFormatter(JSONFormatter("worker"))
 
 
-_started = {}
+_started: dict[str, float] = {}
 
 
 @task_prerun.connect
-def _task_started(task_id, **_):
+def _task_started(task_id: str, **_: Any) -> None:
     _started[task_id] = time.perf_counter()
 
 
 @task_postrun.connect
-def _task_finished(task_id, task, retval=None, state=None, **_):
+def _task_finished(task_id: str, task: Any, retval: Any = None, state: str | None = None, **_: Any) -> None:
     """One JSON line per task: id, name, state, duration and what it did."""
     seconds = time.perf_counter() - _started.pop(task_id, time.perf_counter())
     fields = {"event": "task", "task_id": task_id, "task": task.name, "state": state,

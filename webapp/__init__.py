@@ -1,62 +1,88 @@
-"""Spillway's web application: create_app() builds it inside each gunicorn worker."""
-from flask import Flask
+"""Spillway's web application: create_app() builds it inside each gunicorn worker.
 
-from webapp import logs
-from webapp.config import load_settings
+Everything is imported inside the factory: the drain imports webapp.storage,
+which runs this file first, and a Celery worker must not load Flask or gevent.
+"""
+from typing import Any
+
+from webapp.config import Settings, load_settings
 
 
-def create_app(overrides=None):
-    """The Flask app: settings, connections (made on first use), errors, blueprints."""
+def create_app(overrides: dict[str, Any] | None = None) -> Any:
+    """The Flask app: settings, storage (made on first use), errors, blueprints, commands, WSGI layers."""
+    from flask import Flask
+
+    from webapp import logs
+
     settings = load_settings(overrides).require("mysql_url", "redis_url", "api_keys")
     logs.setup(settings.log_level, "web")
     app = Flask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
-        JSON_SORT_KEYS=False,
+        SPILLWAY_READS_REQUIRE_KEY=settings.reads_require_key,
     )
-    register_services(app, settings)
+    register_storage(app, settings)
+    register_auth(app, settings)
     register_errors(app)
     register_blueprints(app)
-    register_middleware(app, settings)
+    register_commands(app)
+    register_server_layers(app, settings)
     return app
 
 
-def register_services(app, settings):
-    """Attach this process's Services and key ring; nothing connects yet."""
-    from webapp import cache, db
-    from webapp.auth import KeyRing
-    from webapp.services import Services
+def register_storage(app: Any, settings: Settings) -> None:
+    """This process's storage; under gevent with the coalescing Redis client and a time box."""
+    from webapp.api.request import EXTENSION
+    from webapp.server.coalesce import CoalescingRedis
+    from webapp.server.timebox import gevent_active, timebox
+    from webapp.storage.services import Services
 
-    services = Services(settings, role="web")
-    services.keys = KeyRing(settings.api_key_list)
-    app.extensions["spillway"] = services
-    db.init_app(app)
-    cache.init_app(app)
+    if gevent_active():
+        app.extensions[EXTENSION] = Services(settings, "web", redis_class=CoalescingRedis, timebox=timebox)
+    else:  # the Flask CLI, a test client
+        app.extensions[EXTENSION] = Services(settings, "web")
 
 
-def register_errors(app):
+def register_auth(app: Any, settings: Settings) -> None:
+    """The bearer keys from API_KEYS."""
+    from webapp.api import auth
+
+    auth.init_app(app, settings.api_key_list)
+
+
+def register_errors(app: Any) -> None:
     """Every error answers with the one JSON shape."""
-    from webapp import errors
+    from webapp.api import responses
 
-    errors.init_app(app)
+    responses.init_app(app)
 
 
-def register_blueprints(app):
+def register_blueprints(app: Any) -> None:
     """One blueprint per resource."""
-    from webapp.api import AnyTextConverter, events, items, ops, writes
+    from webapp.api import events, items, ops, writes
+    from webapp.api.request import AnyTextConverter
 
     app.url_map.converters["anytext"] = AnyTextConverter
-
     for module in (items, events, writes, ops):
         app.register_blueprint(module.bp)
 
 
-def register_middleware(app, settings):
-    """WSGI layers around the app, innermost first: fast path, admission control, observation."""
-    from webapp.admission import AdmissionControl
-    from webapp.fastpath import ItemFastPath
-    from webapp.observe import Observe
+def register_commands(app: Any) -> None:
+    """`flask --app webapp ...` commands."""
+    from webapp import commands
 
-    app.wsgi_app = ItemFastPath(app.wsgi_app, app.extensions["spillway"])
+    commands.init_app(app)
+
+
+def register_server_layers(app: Any, settings: Settings) -> None:
+    """WSGI layers around the app, innermost first: fast path, admission control, observation."""
+    from webapp.api.request import storage
+    from webapp.server.admission import AdmissionControl
+    from webapp.server.fastpath import ItemFastPath
+    from webapp.server.observe import Observe
+
+    with app.app_context():
+        cache = storage().cache
+    app.wsgi_app = ItemFastPath(app.wsgi_app, cache, enabled=not settings.reads_require_key)
     app.wsgi_app = AdmissionControl(app.wsgi_app, settings.web_max_active)
     app.wsgi_app = Observe(app.wsgi_app, log_requests=settings.request_log)

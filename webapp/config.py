@@ -10,6 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
@@ -21,7 +22,7 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names it and says what to do."""
 
 
-def setting(env, default, doc, required=False):
+def setting(env: str, default: Any, doc: str, required: bool = False) -> Any:
     """Declare a dataclass field read from environment variable `env`."""
     return field(default=default, metadata={"env": env, "doc": doc, "required": required})
 
@@ -89,31 +90,31 @@ class Settings:
 
     # --- derived values -------------------------------------------------------
     @property
-    def web_worker_count(self):
+    def web_worker_count(self) -> int:
         """gunicorn workers: WEB_WORKERS or the CPU count."""
         return self.web_workers or os.cpu_count() or 1
 
     @property
-    def worker_process_count(self):
+    def worker_process_count(self) -> int:
         """Celery processes per host: WORKER_CONCURRENCY or the CPU count."""
         return self.worker_concurrency or os.cpu_count() or 1
 
     @property
-    def drain_slots(self):
+    def drain_slots(self) -> int:
         """How many drain tasks may run at once across the cluster."""
         return self.drain_concurrency or self.worker_process_count
 
     @property
-    def api_key_list(self):
+    def api_key_list(self) -> list[bytes]:
         """The configured bearer keys, as bytes."""
         return [k.strip().encode() for k in self.api_keys.split(",") if k.strip()]
 
     @property
-    def write_rate(self):
+    def write_rate(self) -> tuple[int, int] | None:
         """WRITE_RATE_LIMIT as (requests, seconds), or None when off."""
         return parse_rate(self.write_rate_limit) if self.write_rate_limit else None
 
-    def require(self, *names):
+    def require(self, *names: str) -> "Settings":
         """Raise ConfigError naming every required variable that is empty."""
         envs = {f.name: f.metadata["env"] for f in dataclasses.fields(self)}
         missing = [envs[n] for n in names if not getattr(self, n)]
@@ -129,7 +130,7 @@ _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)s
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 
 
-def parse_rate(text):
+def parse_rate(text: str) -> tuple[int, int]:
     """Parse '100/second' or '6000/minute' into (requests, seconds)."""
     m = _RATE.match(text)
     if not m or int(m.group(1)) < 1:
@@ -143,7 +144,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*$")
 
 
-def _convert(env, kind, raw):
+def _convert(env: str, kind: type, raw: str) -> Any:
     """Turn the text of variable `env` into `kind`, or raise ConfigError."""
     try:
         if kind is bool:
@@ -168,16 +169,16 @@ def _convert(env, kind, raw):
         raise ConfigError(f"{env} must be {want}, got {raw!r}") from None
 
 
-def env_file_values():
+def env_file_values() -> dict[str, str]:
     """The variables in .env (or SPILLWAY_ENV_FILE), without applying them."""
     path = os.environ.get("SPILLWAY_ENV_FILE", str(ROOT / ".env"))
     return {k: v for k, v in dotenv_values(path).items() if v is not None} if os.path.isfile(path) else {}
 
 
-def load_settings(overrides=None):
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """Build Settings from .env, then os.environ (which wins), then `overrides`."""
     source = {**env_file_values(), **os.environ}
-    values = {}
+    values: dict[str, Any] = {}
     for f in dataclasses.fields(Settings):
         env = f.metadata["env"]
         if overrides and f.name in overrides:
@@ -196,7 +197,7 @@ def load_settings(overrides=None):
     return settings
 
 
-def documented_settings():
+def documented_settings() -> list[tuple[str, Any, str]]:
     """(variable, default, doc) for every setting, in declaration order."""
     return [(f.metadata["env"], f.default, f.metadata["doc"]) for f in dataclasses.fields(Settings)]
 
@@ -213,12 +214,12 @@ class MySQLTarget:
     unix_socket: str = ""
 
     @property
-    def is_local(self):
+    def is_local(self) -> bool:
         """True for a server on this host (TLS buys nothing on loopback)."""
         return bool(self.unix_socket) or self.host in ("127.0.0.1", "localhost", "::1")
 
 
-def parse_mysql_url(url, env="MYSQL_URL"):
+def parse_mysql_url(url: str, env: str = "MYSQL_URL") -> MySQLTarget:
     """Parse mysql://user:pass@host:port/db (or ?unix_socket=/path) into a MySQLTarget."""
     parts = urlsplit(url)
     if parts.scheme not in ("mysql", "mariadb", "mysql+pymysql") or not parts.path.strip("/"):

@@ -1,17 +1,12 @@
-"""The APIError family and the one JSON error shape every error response uses.
+"""The API's error vocabulary: status, snake_case code, a sentence for people, Retry-After.
 
-Views and services raise typed errors; init_app registers the handlers that turn
-them, Werkzeug's HTTP errors and anything unexpected into
-{"error": {"code", "message", "details"?}}. A 500 is logged with its traceback
-and never shows it.
+No Flask here: views and the layers below Flask raise these; webapp/api/responses.py
+turns them (and storage errors, and Werkzeug's) into the one JSON error shape.
 """
-import logging
+from typing import Any
 
-from werkzeug.exceptions import HTTPException
-
-from webapp import jsonio
-
-log = logging.getLogger(__name__)
+# Where a request's error code is left in the WSGI environ, for its log line.
+ERROR_CODE = "spillway.error"
 
 
 class APIError(Exception):
@@ -21,19 +16,20 @@ class APIError(Exception):
     code = "internal_error"
     message = "Something went wrong on our side; the error was logged."
 
-    def __init__(self, message=None, details=None, retry_after=None, headers=None):
+    def __init__(self, message: str | None = None, details: list[dict[str, str]] | None = None,
+                 retry_after: float | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.details = details
         self.headers = dict(headers or {})
         if retry_after is not None:
-            self.headers["Retry-After"] = str(max(1, int(round(retry_after))))
+            self.headers["Retry-After"] = str(max(1, round(retry_after)))
         elif self.status == 503:
             self.headers.setdefault("Retry-After", "1")
 
-    def body(self):
+    def body(self) -> dict[str, Any]:
         """The JSON-ready error document."""
-        error = {"code": self.code, "message": self.message}
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.details is not None:
             error["details"] = self.details
         return {"error": error}
@@ -51,7 +47,7 @@ class Unauthorized(APIError):
     status, code = 401, "unauthorized"
     message = "Send a valid API key as 'Authorization: Bearer <key>'."
 
-    def __init__(self, message=None):
+    def __init__(self, message: str | None = None) -> None:
         super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="spillway"'})
 
 
@@ -111,47 +107,7 @@ class Backpressure(ServiceUnavailable):
     code, message = "backpressure", "The write queue is full; nothing was accepted, retry after the delay given."
 
 
-_HTTP = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge, 415: UnsupportedMediaType}
+class ItemNotFound(NotFound):
+    """404 for an item key."""
 
-
-ERROR_CODE = "spillway.error"  # the error code, for the request's log line (webapp/observe.py)
-
-
-def error_response(err):
-    """Build the Flask response for an APIError."""
-    from flask import request
-
-    request.environ[ERROR_CODE] = err.code
-    return jsonio.response(err.body(), err.status, err.headers)
-
-
-def init_app(app):
-    """Register the handlers that give every error the JSON shape."""
-
-    @app.errorhandler(APIError)
-    def handle_api_error(err):
-        return error_response(err)
-
-    @app.errorhandler(HTTPException)
-    def handle_http_error(err):
-        kind = _HTTP.get(err.code)
-        if kind is MethodNotAllowed:
-            allowed = ", ".join(sorted(err.valid_methods or ()))
-            api_err = MethodNotAllowed(
-                f"This method is not allowed here; allowed: {allowed}.",
-                headers={"Allow": allowed},
-            )
-        elif kind:
-            api_err = kind()
-        else:
-            api_err = APIError(err.description)
-            api_err.status, api_err.code = err.code or 500, "http_error"
-        return error_response(api_err)
-
-    @app.errorhandler(Exception)
-    def handle_unexpected(err):
-        from flask import request
-
-        log.exception("unhandled error on %s %s", request.method, request.path,
-                      extra={"fields": {"request_id": request.environ.get("spillway.request_id")}})
-        return error_response(APIError())
+    message = "No item has this key."

@@ -12,20 +12,20 @@ interpreter's recursion limit is an error, not a crash. Validation then limits
 import json
 import math
 import re
+from typing import Any
 
 import orjson
-from flask import Response
 
 
 class JSONError(ValueError):
     """The bytes are not strict UTF-8 JSON; the message says why."""
 
 
-def _no_constants(name):
+def _no_constants(name: str) -> Any:
     raise JSONError(f"{name} is not valid JSON")
 
 
-def _finite_float(text):
+def _finite_float(text: str) -> float:
     value = float(text)
     if math.isinf(value):
         raise JSONError(f"number {text[:40]} is out of range")
@@ -36,7 +36,7 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _decoder = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite_float)
 
 
-def loads(raw):
+def loads(raw: bytes) -> Any:
     """Parse a request body (bytes) strictly; raise JSONError with a reason."""
     try:
         text = raw.decode("utf-8")
@@ -53,7 +53,7 @@ def loads(raw):
     return value
 
 
-def encode(value):
+def encode(value: Any) -> bytes:
     """Compact JSON as UTF-8 bytes (characters kept, not escaped); JSONError on lone surrogates."""
     try:
         return orjson.dumps(value)
@@ -65,13 +65,6 @@ def encode(value):
             raise JSONError("a string contains a lone surrogate, which is not valid Unicode text") from None
 
 
-def dumps(value):
+def dumps(value: Any) -> str:
     """Compact JSON text (see encode)."""
     return encode(value).decode("utf-8")
-
-
-def response(body, status=200, headers=None):
-    """A JSON response; `body` is a value or already-encoded JSON text/bytes."""
-    if not isinstance(body, (str, bytes)):
-        body = dumps(body)
-    return Response(body, status=status, headers=headers, content_type="application/json")

@@ -1,4 +1,4 @@
-"""Logs as JSON lines: one per request (webapp/observe.py), and every other record too.
+"""Logs as JSON lines: one per request (webapp/server/observe.py), and every other record too.
 
 Request lines are appended to a buffer and written out twice a second (or
 when 64 KiB have gathered): one write per request costs a system call, and
@@ -10,12 +10,13 @@ import os
 import sys
 import threading
 import time
+from typing import Any
 
 FLUSH_SECONDS = 0.5
 FLUSH_BYTES = 64 * 1024
 
 
-def timestamp(seconds=None):
+def timestamp(seconds: float | None = None) -> str:
     """RFC 3339 UTC with milliseconds."""
     seconds = time.time() if seconds is None else seconds
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}Z"
@@ -24,21 +25,22 @@ def timestamp(seconds=None):
 class JSONFormatter(logging.Formatter):
     """Format log records as one JSON object per line (traceback included)."""
 
-    def __init__(self, process_name):
+    def __init__(self, process_name: str) -> None:
         super().__init__()
         self.process_name = process_name
 
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         """The record as a JSON line."""
-        line = {"ts": timestamp(record.created), "level": record.levelname.lower(), "logger": record.name,
-                "process": self.process_name, "pid": record.process, "msg": record.getMessage()}
+        line: dict[str, Any] = {"ts": timestamp(record.created), "level": record.levelname.lower(),
+                                "logger": record.name, "process": self.process_name, "pid": record.process,
+                                "msg": record.getMessage()}
         line.update(getattr(record, "fields", None) or {})
         if record.exc_info:
             line["traceback"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def setup(level, process_name):
+def setup(level: str, process_name: str) -> None:
     """Send every log record to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter(process_name))
@@ -50,15 +52,15 @@ def setup(level, process_name):
 class LineBuffer:
     """Collects log lines and writes them to a file descriptor in batches."""
 
-    def __init__(self, fd=1):
+    def __init__(self, fd: int = 1) -> None:
         self.fd = fd
-        self._lines = []
+        self._lines: list[str] = []
         self._size = 0
         self._lock = threading.Lock()
-        self._flusher = None
-        self._pid = None
+        self._flusher: threading.Thread | None = None
+        self._pid: int | None = None
 
-    def write(self, line):
+    def write(self, line: str) -> None:
         """Queue one line (no newline); written within FLUSH_SECONDS."""
         if self._pid != os.getpid():  # first use in this process: start its flusher
             self._pid = os.getpid()
@@ -71,7 +73,7 @@ class LineBuffer:
         if full:
             self.flush()
 
-    def flush(self):
+    def flush(self) -> None:
         """Write out everything queued."""
         with self._lock:
             lines, self._lines, self._size = self._lines, [], 0
@@ -80,7 +82,7 @@ class LineBuffer:
             while data:
                 data = data[os.write(self.fd, data):]
 
-    def _flush_forever(self):
+    def _flush_forever(self) -> None:
         while True:
             time.sleep(FLUSH_SECONDS)
             self.flush()

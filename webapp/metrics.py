@@ -8,9 +8,11 @@ and the queue's state are kept in Redis by the drain and read at scrape time,
 so they cover every worker host, not one process.
 """
 import os
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # The drain counts batch sizes and lags into these buckets in Redis (tasks/drain.py).
@@ -25,10 +27,10 @@ CACHE = Counter("spillway_cache_requests_total", "Item reads by cache outcome", 
 POOL = Counter("spillway_db_pool_events_total", "MySQL pool waits and timeouts", ["event"])
 ACCEPTED = Counter("spillway_records_accepted_total", "Records queued by writes answered 202", ["kind"])
 
-_children = {}
+_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
 
-def count_request(route, method, status, seconds):
+def count_request(route: str, method: str, status: str, seconds: float) -> None:
     """Count one answered request (label children are cached: this runs on every request)."""
     key = (route, method, status)
     pair = _children.get(key)
@@ -38,21 +40,31 @@ def count_request(route, method, status, seconds):
     pair[1].observe(seconds)
 
 
-def bucket(value, bounds):
+def bucket(value: float, bounds: tuple[int, ...]) -> str:
     """The label of the smallest bucket holding `value` ('inf' past the last)."""
     return next((str(b) for b in bounds if value <= b), "inf")
 
 
-class RedisCollector:
+class ClusterSource(Protocol):
+    """What the cluster series are read from (webapp.storage.queue.WriteQueue)."""
+
+    def stats(self) -> dict[str, Any]:
+        """{"depth", "oldest_age_s", "alive"}."""
+
+    def counters(self) -> dict[str, int]:
+        """The drain's counters (records persisted, dead, batch and lag buckets)."""
+
+
+class ClusterCollector:
     """Cluster-wide series read from Redis at scrape time."""
 
-    def __init__(self, queue):
-        self.queue = queue
+    def __init__(self, source: ClusterSource) -> None:
+        self.source = source
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         """Queue depth and age, live drains, and the drain's counters and histograms."""
-        stats = self.queue.stats()
-        counters = {k.decode(): int(v) for k, v in self.queue.redis.hgetall(self.queue.stats_key).items()}
+        stats = self.source.stats()
+        counters = self.source.counters()
         yield GaugeMetricFamily("spillway_write_queue_depth", "Records accepted and not yet persisted", stats["depth"])
         yield GaugeMetricFamily("spillway_write_queue_oldest_age_seconds", "Age of the oldest queued write",
                                 stats["oldest_age_s"])
@@ -73,9 +85,11 @@ class RedisCollector:
                          counters.get("lag_count", 0), scale=1000)
 
 
-def _histogram(name, doc, counters, prefix, bounds, total, count, scale=1):
+def _histogram(name: str, doc: str, counters: dict[str, int], prefix: str, bounds: tuple[int, ...],
+               total: float, count: int, scale: int = 1) -> HistogramMetricFamily:
     """A histogram family from per-bucket counters stored in Redis."""
-    buckets, running = [], 0
+    buckets: list[tuple[str, float]] = []
+    running = 0
     for b in bounds:
         running += counters.get(f"{prefix}{b}", 0)
         buckets.append((str(b / scale), running))
@@ -85,12 +99,14 @@ def _histogram(name, doc, counters, prefix, bounds, total, count, scale=1):
     return family
 
 
-def render(services):
+def render(source: ClusterSource) -> bytes:
     """The /metrics page: this gunicorn's workers summed, plus the cluster series."""
     from prometheus_client import multiprocess
 
     registry = CollectorRegistry()
+    # gunicorn.conf.py sets this for the web server (the one reader of settings leaves it alone:
+    # it is prometheus-client's own variable, not a Spillway setting).
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)
-    registry.register(RedisCollector(services.queue))
+    registry.register(ClusterCollector(source))
     return generate_latest(registry)

@@ -1,71 +1,69 @@
 """Operations: liveness, readiness, metrics, the OpenAPI document."""
+from typing import Any
+
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from webapp import jsonio, metrics
-from webapp.api import services
-from webapp.cache import redis_bound
-from webapp.errors import ServiceUnavailable
+from webapp.api.request import storage
+from webapp.api.responses import api_error, json_response
+from webapp.storage.errors import StorageError
+from webapp.storage.services import Services
 
 bp = Blueprint("ops", __name__)
 
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> Response:
     """200 while the process serves."""
-    return jsonio.response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
-def _check_mysql(svc):
-    with svc.db.connection(timeout=1) as con:
-        with con.cursor() as cur:
-            cur.execute("SELECT 1")
+def _check_mysql(svc: Services) -> str:
+    with svc.db.connection(timeout=1) as con, con.cursor() as cur:
+        cur.execute("SELECT 1")
     return "ok"
 
 
 @bp.get("/readyz")
-def readyz():
+def readyz() -> Response:
     """Can the API serve? 200 ok/degraded; 503 naming what is down."""
-    svc = services()
-    checks = {}
+    svc = storage()
+    checks: dict[str, Any] = {}
     try:
         checks["mysql"] = _check_mysql(svc)
-    except ServiceUnavailable as err:
-        checks["mysql"] = err.code
+    except StorageError as err:
+        checks["mysql"] = api_error(err).code
     try:
-        with redis_bound(min(1.0, svc.settings.redis_timeout)):
-            stats = svc.queue.stats()
+        stats = svc.queue.stats(timeout=min(1.0, svc.settings.redis_timeout))
         checks["redis"] = "ok"
         checks["queue"] = {"depth": stats["depth"], "oldest_age_s": stats["oldest_age_s"]}
         checks["workers"] = {"alive": stats["alive"]}
-    except ServiceUnavailable as err:
-        checks["redis"] = err.code
+    except StorageError as err:
+        checks["redis"] = api_error(err).code
     down = [name for name in ("mysql", "redis") if checks[name] != "ok"]
     if down:
         body = {"status": "unavailable", "down": down, "checks": checks}
-        return jsonio.response(body, 503, {"Retry-After": "5"})
+        return json_response(body, 503, {"Retry-After": "5"})
     status = "ok" if checks["workers"]["alive"] > 0 else "degraded"
-    return jsonio.response({"status": status, "checks": checks})
+    return json_response({"status": status, "checks": checks})
 
 
 @bp.get("/metrics")
-def prometheus_metrics():
+def prometheus_metrics() -> Response:
     """Prometheus text format: this gunicorn's workers summed, plus cluster series from Redis."""
-    svc = services()
-    with redis_bound(svc.settings.redis_timeout):
-        page = metrics.render(svc)
-    return Response(page, content_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.render(storage().queue), content_type=CONTENT_TYPE_LATEST)
 
 
-_DOCUMENT = None
+_DOCUMENT: str | None = None
 
 
 @bp.get("/openapi.json")
-def openapi_document():
+def openapi_document() -> Response:
     """The OpenAPI 3.1 document of the whole API."""
     global _DOCUMENT
     if _DOCUMENT is None:
-        from webapp.openapi import document
+        from webapp.api.openapi import document
 
         _DOCUMENT = jsonio.dumps(document())
-    return jsonio.response(_DOCUMENT)
+    return json_response(_DOCUMENT)

@@ -1,11 +1,12 @@
 """Write receipts: where a queued write stands (queued, persisted or dead)."""
 import re
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
-from webapp import clock, jsonio
-from webapp.api import services
-from webapp.auth import require_read_key
+from webapp import clock
+from webapp.api.auth import require_read_key
+from webapp.api.request import storage
+from webapp.api.responses import json_response
 from webapp.errors import NotFound
 
 bp = Blueprint("writes", __name__, url_prefix="/api/v1/writes")
@@ -13,14 +14,14 @@ WRITE_ID = re.compile(r"^w_[0-9a-f]{26}$")
 
 
 @bp.get("/<write_id>")
-def get_write(write_id):
+def get_write(write_id: str) -> Response:
     """A write's receipt (kept at least 24 h)."""
     require_read_key()
-    stored = services().queue.receipt(write_id) if WRITE_ID.match(write_id) else None
+    stored = storage().queue.receipt(write_id) if WRITE_ID.match(write_id) else None
     if stored is None:
         raise NotFound("No write with this id (receipts are kept for 24 hours).")
     persisted_at = stored.get("persisted_at")
-    return jsonio.response({
+    return json_response({
         "write_id": write_id,
         "kind": stored["kind"],
         "status": stored["status"],

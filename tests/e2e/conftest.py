@@ -1,0 +1,184 @@
+"""End-to-end fixtures: private MariaDB and Redis under var/test on their own ports.
+
+The same Stack as `make run` (deploy/bootstrap.py), on separate ports and a
+separate var/, so a running stack is never touched. Tables are truncated and
+Redis flushed before each test that asks for `fresh`; live servers are separate
+processes, so rollbacks would not help.
+"""
+import os
+import shutil
+
+import pymysql
+import pytest
+import redis as redis_lib
+
+from deploy.bootstrap import Stack
+from deploy.processes import CeleryWorker, Flower, WebServer, free_port
+from tests.e2e.helpers import API_KEY, MYSQL_PORT, OTHER_KEY, REDIS_PORT, VAR
+from webapp.config import documented_settings, load_settings
+from webapp.storage.mysql import connect_kwargs
+
+TABLES = ("items", "events", "dead_letters")
+# Settings from the developer's shell must not leak into live test processes.
+_SETTING_NAMES = {env for env, _, _ in documented_settings()}
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """Private MariaDB and Redis for the whole session, stopped at the end."""
+    leftover = Stack(VAR, mysql_port=MYSQL_PORT, redis_port=REDIS_PORT)
+    leftover.stop()  # a crashed earlier session may have left its servers running
+    shutil.rmtree(VAR, ignore_errors=True)
+    stack = Stack(VAR, mysql_port=MYSQL_PORT, redis_port=REDIS_PORT, max_connections=200)
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def base_env(stack):
+    """The environment of every live process: the test servers, no .env file."""
+    env = {k: v for k, v in os.environ.items() if k not in _SETTING_NAMES}
+    env.update(
+        SPILLWAY_ENV_FILE=os.devnull,
+        MYSQL_URL=stack.mysql_url,
+        REDIS_URL=stack.redis_url,
+        API_KEYS=f"{API_KEY},{OTHER_KEY}",
+        FLOWER_BASIC_AUTH="admin:test-flower-password",
+        VAR_DIR=str(VAR),
+        LOG_LEVEL="info",
+        WEB_WORKERS="2",
+        WORKER_CONCURRENCY="2",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def settings(base_env):
+    """Settings as the live processes see them (for helpers used in tests)."""
+    keys = {"MYSQL_URL": "mysql_url", "REDIS_URL": "redis_url", "API_KEYS": "api_keys"}
+    return load_settings({attr: base_env[env] for env, attr in keys.items()})
+
+
+@pytest.fixture()
+def db(settings, stack):
+    """An autocommit MySQL connection to the test database (new per test: servers restart)."""
+    con = pymysql.connect(**connect_kwargs(settings.mysql_url, settings, 30))
+    yield con
+    con.close()
+
+
+@pytest.fixture(scope="session")
+def rds(settings):
+    """A Redis client for the test Redis."""
+    client = redis_lib.Redis.from_url(settings.redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture()
+def fresh(stack, db, rds):
+    """Empty tables and an empty Redis before the test."""
+    with db.cursor() as cur:
+        for table in TABLES:
+            cur.execute(f"TRUNCATE TABLE {table}")
+    rds.flushall()
+    yield
+
+
+@pytest.fixture()
+def servers_restored(stack):
+    """Whatever a test does to MariaDB or Redis (stop, SIGSTOP, kill), they run again afterwards."""
+    import signal
+
+    yield stack
+    for server in (stack.redis, stack.mariadb):
+        if server.pid:
+            server.signal(signal.SIGCONT)
+        else:
+            server.start()
+
+
+@pytest.fixture()
+def processes():
+    """Every live process a test starts is stopped when it ends."""
+    started = []
+    yield started
+    for proc in reversed(started):
+        proc.stop()
+
+
+@pytest.fixture()
+def start_web(base_env, processes):
+    """Factory: start gunicorn with extra environment settings; stopped after the test."""
+
+    def start(wait=True, **overrides):
+        env = {**base_env, "PORT": str(free_port()), **{k: str(v) for k, v in overrides.items()}}
+        server = WebServer(env, VAR / "log", wait=wait)
+        processes.append(server)
+        return server
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def shared_web(base_env):
+    """One gunicorn with default settings, shared by tests that need nothing special."""
+    env = {**base_env, "PORT": str(free_port()), "NEGATIVE_CACHE_TTL": "1"}
+    server = WebServer(env, VAR / "log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def web(shared_web, fresh):
+    """The shared gunicorn, with empty tables and Redis."""
+    return shared_web
+
+
+@pytest.fixture()
+def start_worker(base_env, processes):
+    """Factory: start a Celery worker with extra environment settings."""
+
+    def start(concurrency=2, name="w1", **overrides):
+        env = {**base_env, **{k: str(v) for k, v in overrides.items()}}
+        worker = CeleryWorker(env, VAR / "log", concurrency=concurrency, name=name)
+        processes.append(worker)
+        return worker
+
+    return start
+
+
+@pytest.fixture()
+def start_flower(base_env, processes):
+    """Factory: start Flower on a free port."""
+
+    def start():
+        flower = Flower({**base_env, "FLOWER_PORT": str(free_port())}, VAR / "log")
+        processes.append(flower)
+        return flower
+
+    return start
+
+
+@pytest.fixture()
+def app(base_env, monkeypatch):
+    """The Flask app in this process, configured like the live ones."""
+    from webapp import create_app
+
+    for name, value in base_env.items():
+        monkeypatch.setenv(name, value)
+    return create_app()
+
+
+@pytest.fixture()
+def runner(app):
+    """Flask's CLI runner, for `flask --app webapp <command>`."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture()
+def auth():
+    """Headers of an authorised JSON write."""
+    return {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}

@@ -1,0 +1,75 @@
+"""Constants and small helpers shared by the end-to-end tests."""
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
+
+import requests
+
+from deploy.processes import ROOT
+from webapp import clock
+
+VAR = ROOT / "var" / "test"
+MYSQL_PORT = int(os.environ.get("TEST_MYSQL_PORT", 13307))
+REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", 16380))
+API_KEY = "test-key-1"
+OTHER_KEY = "test-key-2"
+
+
+def item_url(base, key):
+    """The URL of an item, its key percent-encoded ('/' as %2F)."""
+    return f"{base}/api/v1/items/{quote(key, safe='')}"
+
+
+def put_row(db, key, data, version=1, deleted=False):
+    """Write an item row straight into MySQL (as a drain would have)."""
+    with db.cursor() as cur:
+        cur.execute(
+            "INSERT INTO items (k, data, version, deleted, updated_at) VALUES (%s, %s, %s, %s, %s) "
+            "ON DUPLICATE KEY UPDATE data=VALUES(data), version=VALUES(version), deleted=VALUES(deleted)",
+            (key, None if deleted else json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+             version, int(deleted), clock.to_datetime(clock.now_us())),
+        )
+
+
+def status_value(db, name):
+    """A MariaDB global status counter (e.g. Com_select)."""
+    with db.cursor() as cur:
+        cur.execute("SHOW GLOBAL STATUS LIKE %s", (name,))
+        return int(cur.fetchone()[1])
+
+
+def parallel(fn, args, workers=50):
+    """Run fn over args in threads; return the results in order."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, args))
+
+
+def assert_error(response, status, code):
+    """The response is the one JSON error shape with this status and code."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    if status == 503:
+        assert int(response.headers["Retry-After"]) >= 1
+    return body["error"]
+
+
+def get(url, **kwargs):
+    """requests.get with a timeout, so a hang fails the test instead of stalling it."""
+    kwargs.setdefault("timeout", 30)
+    return requests.get(url, **kwargs)
+
+
+def wait_for_status(url, status, timeout=10):
+    """GET url until it answers `status`; return that response."""
+    from deploy.processes import wait_for
+
+    def attempt():
+        response = get(url)
+        return response if response.status_code == status else None
+
+    return wait_for(attempt, timeout=timeout, message=f"{url} to answer {status}")

@@ -1,0 +1,53 @@
+"""Settings: one reader of the environment and .env, typed values, clear errors, documented defaults."""
+import re
+
+import pytest
+
+from webapp.config import ROOT, ConfigError, documented_settings, load_settings, parse_mysql_url, parse_rate
+
+
+def test_environment_beats_env_file_and_types_are_converted(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("PORT=9001\nDB_POOL_TIMEOUT=200ms\nREADS_REQUIRE_KEY=yes\n")
+    monkeypatch.setenv("SPILLWAY_ENV_FILE", str(env_file))
+    monkeypatch.setenv("PORT", "9002")
+    monkeypatch.delenv("DB_POOL_TIMEOUT", raising=False)
+    monkeypatch.delenv("READS_REQUIRE_KEY", raising=False)
+    s = load_settings()
+    assert s.port == 9002 and s.db_pool_timeout == 0.2 and s.reads_require_key is True
+
+
+@pytest.mark.parametrize("name, value", [
+    ("PORT", "eighty"), ("PORT", "-1"), ("READS_REQUIRE_KEY", "maybe"), ("CACHE_TTL", "1h"),
+    ("MYSQL_TLS", "sometimes"), ("WRITE_RATE_LIMIT", "fast"), ("WRITE_BATCH_MAX", "0"),
+])
+def test_malformed_settings_raise_config_error_naming_the_variable(monkeypatch, name, value):
+    monkeypatch.setenv("SPILLWAY_ENV_FILE", "/dev/null")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        load_settings()
+
+
+def test_rates_and_urls_parse():
+    assert parse_rate("100/second") == (100, 1)
+    assert parse_rate("6000/minute") == (6000, 60)
+    assert parse_rate("10/5s") == (10, 5)
+    t = parse_mysql_url("mysql://u:p%40ss@db.example:3310/app")
+    assert (t.host, t.port, t.user, t.password, t.database, t.is_local) == ("db.example", 3310, "u", "p@ss", "app", False)
+    assert parse_mysql_url("mysql://u:p@127.0.0.1/app").is_local
+
+
+def test_the_configuration_doc_lists_every_setting_with_its_default():
+    readme = (ROOT / "docs" / "configuration.md").read_text()
+    for env, default, _ in documented_settings():
+        row = re.search(rf"^\| `{env}` \| ([^|]*) \|", readme, re.M)
+        assert row, f"{env} is missing from docs/configuration.md"
+        if env not in ("VAR_DIR",):
+            shown = row.group(1).strip().strip("`")
+            if isinstance(default, bool):
+                expected = "true" if default else "false"
+            elif isinstance(default, float):
+                expected = f"{default:g}"
+            else:
+                expected = str(default) or "(empty)"
+            assert shown == expected, env

@@ -1,0 +1,195 @@
+"""The OpenAPI 3.1 document of the API, served at /openapi.json.
+
+Request bodies come from the pydantic models that validate them, so the two
+cannot drift; responses, parameters and headers are declared here. Tests
+check that every route is documented and fuzz the live server against this
+document with schemathesis (tests/test_openapi.py).
+"""
+from webapp.api.schemas import LEVELS, MAX_BATCH, EventsIn, ItemsIn
+
+NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+KEY = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_CONTROL,
+       "description": "Compared byte for byte; percent-encoded in paths ('/' as %2F). No control characters."}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string"}}}
+REQUEST_ID = {"X-Request-ID": {"description": "The request's id (yours if you sent a sane one)",
+                                "schema": {"type": "string"}}}
+
+ERROR_TEXT = {
+    400: "Malformed JSON, invalid UTF-8, NaN or Infinity (`invalid_json`)",
+    401: "A valid bearer key is needed (`unauthorized`)",
+    404: "Nothing there (`not_found`)",
+    409: "Idempotency-Key reused with another body (`idempotency_conflict`)",
+    413: "Body over MAX_BODY_BYTES (`payload_too_large`)",
+    415: "Body is not application/json (`unsupported_media_type`)",
+    422: "Wrong shape, types, sizes or counts; unknown fields or parameters (`validation_error`)",
+    429: "Writes past WRITE_RATE_LIMIT for this key (`rate_limited`)",
+    503: "A server the request needs is down, saturated or backpressured; retry after Retry-After",
+}
+
+
+def _ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema):
+    return {"application/json": {"schema": schema}}
+
+
+def _errors(*statuses):
+    out = {}
+    for status in statuses:
+        headers = dict(REQUEST_ID)
+        if status in (429, 503):
+            headers.update(RETRY_AFTER)
+        out[str(status)] = {"description": ERROR_TEXT[status], "headers": headers, "content": _json(_ref("Error"))}
+    return out
+
+
+def _ok(status, description, schema, extra_headers=None):
+    return {str(status): {"description": description, "headers": {**REQUEST_ID, **(extra_headers or {})},
+                          "content": _json(schema)}}
+
+
+def _query(name, schema, description):
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+WRITE_HEADERS = [{"name": "Idempotency-Key", "in": "header", "required": False,
+                  "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                  "description": "Same key and body within 24 h: the same receipt again, nothing queued"}]
+READ_ERRORS = _errors(401, 422, 503)  # 401 only when READS_REQUIRE_KEY=true
+WRITE_ERRORS = _errors(400, 401, 409, 413, 415, 422, 429, 503)
+RECEIPT = _ok(202, "Queued durably in Redis; see status_url", _ref("Receipt"),
+              {"Location": {"description": "The status URL", "schema": {"type": "string"}}})
+CURSOR = _query("cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
+                "The `next` of the previous page, unchanged (opaque); empty: the first page")
+LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_BATCH, "default": 100}, "Page size")
+
+
+def _schemas():
+    """Component schemas: the pydantic request models plus the response shapes."""
+    schemas = {}
+    for model in (ItemsIn, EventsIn):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    schemas["ItemIn"]["properties"]["key"] = KEY
+    event_props = schemas["EventIn"]["properties"]
+    event_props["occurred_at"] = {"anyOf": [TIMESTAMP, {"type": "null"}], "default": None}
+    event_props["name"]["pattern"] = NO_CONTROL
+    event_props["event_id"]["anyOf"][0]["pattern"] = NO_CONTROL
+    nullable_int = {"type": ["integer", "null"]}
+    schemas.update({
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "object", "required": ["path", "message"],
+                            "properties": {"path": {"type": "string"}, "message": {"type": "string"}}}}}}}},
+        "Item": {"type": "object", "required": ["key", "data", "version", "updated_at"], "additionalProperties": False,
+                 "properties": {"key": {"type": "string"}, "data": {"type": "object"},
+                                "version": {"type": "integer"}, "updated_at": TIMESTAMP}},
+        "ItemPage": {"type": "object", "required": ["items", "next"], "additionalProperties": False,
+                     "properties": {"items": {"type": "array", "items": _ref("Item")},
+                                    "next": {"type": ["string", "null"]}}},
+        "Event": {"type": "object", "additionalProperties": False,
+                  "required": ["seq", "event_id", "name", "level", "occurred_at", "received_at", "data"],
+                  "properties": {"seq": {"type": "integer"}, "event_id": {"type": ["string", "null"]},
+                                 "name": {"type": "string"}, "level": {"enum": list(LEVELS)},
+                                 "occurred_at": TIMESTAMP, "received_at": TIMESTAMP,
+                                 "data": {"type": ["object", "null"]}}},
+        "EventPage": {"type": "object", "required": ["events", "next"], "additionalProperties": False,
+                      "properties": {"events": {"type": "array", "items": _ref("Event")},
+                                     "next": {"type": ["string", "null"]}}},
+        "Receipt": {"type": "object", "required": ["write_id", "accepted", "status_url"], "additionalProperties": False,
+                    "properties": {"write_id": {"type": "string"}, "accepted": {"type": "integer", "minimum": 1},
+                                   "status_url": {"type": "string"}}},
+        "WriteStatus": {"type": "object", "additionalProperties": False,
+                        "required": ["write_id", "kind", "status", "accepted", "persisted", "dead", "accepted_at",
+                                     "persisted_at"],
+                        "properties": {"write_id": {"type": "string"}, "kind": {"enum": ["items", "events"]},
+                                       "status": {"enum": ["queued", "persisted", "dead"]},
+                                       "accepted": {"type": "integer"}, "persisted": {"type": "integer"},
+                                       "dead": {"type": "integer"}, "accepted_at": TIMESTAMP,
+                                       "persisted_at": {"anyOf": [TIMESTAMP, {"type": "null"}]}}},
+        "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
+        "Ready": {"type": "object", "required": ["status", "checks"], "properties": {
+            "status": {"enum": ["ok", "degraded", "unavailable"]},
+            "down": {"type": "array", "items": {"enum": ["mysql", "redis"]}},
+            "checks": {"type": "object", "required": ["mysql", "redis"], "properties": {
+                "mysql": {"type": "string"}, "redis": {"type": "string"},
+                "queue": {"type": "object", "properties": {"depth": {"type": "integer"},
+                                                           "oldest_age_s": {"type": "number"}}},
+                "workers": {"type": "object", "properties": {"alive": nullable_int}}}}}},
+    })
+    return schemas
+
+
+def _paths():
+    key_param = {"name": "key", "in": "path", "required": True, "schema": KEY}
+    return {
+        "/api/v1/items/{key}": {
+            "get": {"summary": "One item: from Redis, or on a miss from MySQL (then cached)", "operationId": "getItem",
+                    "parameters": [key_param],
+                    "responses": {**_ok(200, "The item", _ref("Item")), **_errors(404), **READ_ERRORS}},
+            "delete": {"summary": "Delete an item (a versioned tombstone); a missing key is accepted",
+                       "operationId": "deleteItem", "security": [{"bearer": []}],
+                       "parameters": [key_param, *WRITE_HEADERS],
+                       "responses": {**RECEIPT, **_errors(401, 409, 422, 429, 503)}},
+        },
+        "/api/v1/items": {
+            "get": {"summary": "Persisted items in key order (UTF-8 bytes), keyset-paginated",
+                    "operationId": "listItems",
+                    "parameters": [_query("prefix", {"type": "string", "maxLength": 255}, "Literal, case-sensitive"),
+                                   CURSOR, LIMIT],
+                    "responses": {**_ok(200, "A page of items", _ref("ItemPage")), **READ_ERRORS}},
+            "post": {"summary": "Upsert a batch of 1-1000 items (all or nothing)", "operationId": "postItems",
+                     "security": [{"bearer": []}], "parameters": WRITE_HEADERS,
+                     "requestBody": {"required": True, "content": _json(_ref("ItemsIn"))},
+                     "responses": {**RECEIPT, **WRITE_ERRORS}},
+        },
+        "/api/v1/events": {
+            "get": {"summary": "Persisted events, newest occurred_at first, then arrival", "operationId": "listEvents",
+                    "parameters": [_query("name", {"type": "string", "minLength": 1, "maxLength": 128}, "Exact name"),
+                                   _query("level", {"enum": list(LEVELS)}, "Exact level"),
+                                   _query("since", TIMESTAMP, "Inclusive, on occurred_at"),
+                                   _query("until", TIMESTAMP, "Exclusive, on occurred_at"), CURSOR, LIMIT],
+                    "responses": {**_ok(200, "A page of events", _ref("EventPage")), **READ_ERRORS}},
+            "post": {"summary": "Append a batch of 1-1000 events (all or nothing)", "operationId": "postEvents",
+                     "security": [{"bearer": []}], "parameters": WRITE_HEADERS,
+                     "requestBody": {"required": True, "content": _json(_ref("EventsIn"))},
+                     "responses": {**RECEIPT, **WRITE_ERRORS}},
+        },
+        "/api/v1/writes/{write_id}": {
+            "get": {"summary": "Where a write stands (receipts are kept at least 24 h)", "operationId": "getWrite",
+                    "parameters": [{"name": "write_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {**_ok(200, "The receipt", _ref("WriteStatus")), **_errors(404), **READ_ERRORS}},
+        },
+        "/healthz": {"get": {"summary": "200 while the process serves", "operationId": "healthz",
+                             "responses": _ok(200, "Serving", _ref("Health"))}},
+        "/readyz": {"get": {"summary": "Can the API serve? 503 names what is down", "operationId": "readyz",
+                            "responses": {**_ok(200, "Ready (ok, or degraded with no live drain worker)",
+                                                _ref("Ready")),
+                                          "503": {"description": "MySQL or Redis is unreachable",
+                                                  "headers": {**REQUEST_ID, **RETRY_AFTER},
+                                                  "content": _json(_ref("Ready"))}}}},
+        "/metrics": {"get": {"summary": "Prometheus text format", "operationId": "metrics",
+                             "responses": {"200": {"description": "Metrics", "headers": REQUEST_ID,
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}},
+                                           **_errors(503)}}},
+        "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
+                                  "responses": _ok(200, "OpenAPI 3.1", {"type": "object"})}},
+    }
+
+
+def document():
+    """The whole OpenAPI 3.1 document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Spillway", "version": "1.0.0",
+                 "description": "Reads from Redis; writes queued durably in Redis and drained into MySQL in batches."},
+        "paths": _paths(),
+        "components": {"schemas": _schemas(),
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                                      "description": "A key from API_KEYS"}}},
+    }

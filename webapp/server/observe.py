@@ -1,0 +1,67 @@
+"""Every request, fast path included: a request id, one JSON log line, Prometheus metrics.
+
+The outermost WSGI layer, so its duration includes the wait for admission.
+The request id comes from X-Request-ID when the client (or a proxy) sent a
+sane one, else it is made here; it is echoed in the response and logged.
+"""
+import json
+import os
+import re
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from webapp import metrics
+from webapp.errors import ERROR_CODE
+from webapp.logs import request_lines, timestamp
+
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_EXACT_ROUTES = frozenset({"/api/v1/items", "/api/v1/events", "/healthz", "/readyz", "/metrics", "/openapi.json"})
+_PREFIX_ROUTES = (("/api/v1/items/", "/api/v1/items/<key>"), ("/api/v1/writes/", "/api/v1/writes/<write_id>"))
+
+
+def route_of(path: str) -> str:
+    """The route template of a path (bounded label values: unknown paths are 'other')."""
+    if path in _EXACT_ROUTES:
+        return path
+    for prefix, route in _PREFIX_ROUTES:
+        if path.startswith(prefix):
+            return route
+    return "other"
+
+
+class Observe:
+    """WSGI middleware: request id, JSON request log line, request metrics."""
+
+    def __init__(self, app: Any, log_requests: bool = True) -> None:
+        self.app = app
+        self.log_requests = log_requests
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        started = time.perf_counter()
+        request_id = environ.get("HTTP_X_REQUEST_ID", "")
+        if not _SANE_ID.match(request_id):
+            request_id = os.urandom(8).hex()
+        environ["spillway.request_id"] = request_id
+        answered: list[str] = []
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            headers.append(("X-Request-ID", request_id))
+            answered.append(status)
+            return start_response(status, headers, exc_info)
+
+        body = self.app(environ, start)
+        seconds = time.perf_counter() - started
+        status = answered[0][:3] if answered else "500"
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("PATH_INFO", "")
+        route = route_of(path)
+        metrics.count_request(route, method, status, seconds)
+        if self.log_requests:
+            line = {"ts": timestamp(), "level": "info", "event": "request", "request_id": request_id,
+                    "method": method, "route": route, "path": path[:256], "status": int(status),
+                    "duration_ms": round(seconds * 1000, 2), "remote": environ.get("REMOTE_ADDR", "")}
+            if ERROR_CODE in environ:
+                line["error"] = environ[ERROR_CODE]
+            request_lines.write(json.dumps(line, ensure_ascii=False))
+        return body

@@ -1,0 +1,179 @@
+"""Cache-aside reads of items: Redis first, then one loader per key.
+
+An item's cache entry (keys.CacheEntry) is one string: one GET reads it, one
+SET writes it and clears any TTL. Entries written by an accepted write have no
+TTL until the drain has persisted them (read-your-writes); the fill script
+only ever replaces an entry with a newer version, so a load from MySQL can
+never shadow a pending write. One loader per key: greenlets or threads of one
+process share a load, processes share it through a short Redis lock.
+"""
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any, TypeVar
+
+import redis
+
+from webapp.config import Settings
+from webapp.metrics import CACHE
+from webapp.storage import keys
+from webapp.storage.bounds import Timebox, no_timebox
+from webapp.storage.errors import CacheUnavailable, DatabaseUnavailable, PoolTimeout, StorageError
+from webapp.storage.keys import CacheEntry
+from webapp.storage.mysql import Reads
+from webapp.storage.redis_client import bounded, load_script
+from webapp.storage.sql import items as items_sql
+
+CACHE_HIT, CACHE_MISS, CACHE_LOAD = CACHE.labels("hit"), CACHE.labels("miss"), CACHE.labels("load")
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+def jittered_ms(ttl: float, jitter: float) -> int:
+    """A TTL in milliseconds with up to `jitter` (a fraction) taken off at random."""
+    return max(1, int(ttl * 1000 * (1 - random.random() * jitter)))
+
+
+class SingleFlight:
+    """Greenlets (or threads) asking for the same key share one call."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[str, dict[str, Any]] = {}  # key -> {"done": Event, "value" or "error"}
+
+    def run(self, key: str, fn: Callable[[], T]) -> T:
+        """Return fn()'s result (or raise its error), calling it once per key at a time."""
+        with self._lock:
+            call = self._calls.get(key)
+            leader = call is None
+            if call is None:
+                call = self._calls[key] = {"done": threading.Event()}
+        if not leader:
+            call["done"].wait()
+            if "error" in call:
+                raise call["error"]
+            result: T = call["value"]
+            return result
+        try:
+            value = call["value"] = fn()
+            return value
+        except Exception as err:
+            call["error"] = err
+            raise
+        finally:
+            with self._lock:
+                del self._calls[key]
+            call["done"].set()
+
+
+class ItemCache:
+    """Cache-aside reads of items: Redis first, then one loader per key."""
+
+    def __init__(self, client: redis.Redis, settings: Settings, reads: Reads, timebox: Timebox = no_timebox) -> None:
+        self.redis = client
+        self.settings = settings
+        self.reads = reads
+        self._timebox = timebox
+        self._fill = load_script(client, "fill")
+        self._flight = SingleFlight()
+        # a loader holds the lock at most as long as its own bounded wait
+        self._lock_ms = int((settings.db_pool_timeout + settings.db_query_timeout + 1) * 1000)
+
+    def _bounded(self) -> Any:
+        return bounded(CacheUnavailable, self._timebox, self.settings.redis_timeout)
+
+    def peek(self, key: str) -> CacheEntry | None:
+        """The cached entry for key, or None on a miss (one round trip)."""
+        with self._bounded():
+            raw = self.redis.get(keys.item(key))
+        return CacheEntry.parse(raw)  # type: ignore[arg-type]
+
+    def get(self, key: str, peeked: bool = False) -> CacheEntry:
+        """The item's entry (data None: 404), loading it from MySQL on a miss.
+
+        peeked: the caller already found the key missing in Redis (the fast path).
+        """
+        entry = None if peeked else self.peek(key)
+        if entry is not None:
+            CACHE_HIT.inc()
+            return entry
+        CACHE_MISS.inc()
+        return self._flight.run(key, lambda: self._load(key))
+
+    def _load(self, key: str) -> CacheEntry:
+        """Load key under a cross-process lock, or wait for whoever holds it."""
+        lock = keys.lock(key)
+        token = os.urandom(8).hex()
+        give_up = time.monotonic() + self.settings.db_pool_timeout + self.settings.db_query_timeout
+        pause = 0.005
+        while True:
+            with self._bounded():
+                got = self.redis.set(lock, token, nx=True, px=self._lock_ms)
+            if got:
+                return self._load_locked(key, lock, token)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            with self._bounded():
+                pair: Any = self.redis.mget(keys.item(key), lock)
+            raw, holder = pair
+            if raw is not None:
+                return CacheEntry.parse(raw)  # type: ignore[return-value]
+            if holder and holder.startswith(b"!"):  # the loader failed: fail alike
+                raise PoolTimeout() if holder == b"!pool_timeout" else DatabaseUnavailable()
+            if time.monotonic() > give_up:
+                raise DatabaseUnavailable("MySQL did not answer in time")
+
+    def _load_locked(self, key: str, lock: str, token: str) -> CacheEntry:
+        """Read the row from MySQL and cache it; publish a failure to waiters."""
+        CACHE_LOAD.inc()
+        try:
+            row = self.reads.run(lambda con: items_sql.get(con, key))
+        except StorageError as err:
+            failure = "!pool_timeout" if isinstance(err, PoolTimeout) else "!database_unavailable"
+            with self._bounded():
+                self.redis.set(lock, failure, px=1000)
+            raise
+        if row is None:
+            version, data, updated_us = 0, None, 0
+            ttl_ms = int(self.settings.negative_cache_ttl * 1000)
+        else:
+            version, data, updated_us = row
+            ttl_ms = jittered_ms(self.settings.cache_ttl, self.settings.cache_ttl_jitter)
+        with self._bounded():
+            raw = self._fill(keys=[keys.item(key), lock],
+                             args=[version, data if data is not None else "", updated_us, ttl_ms, token])
+        return CacheEntry.parse(raw)  # type: ignore[return-value]
+
+    def warm(self, rows: Iterable[tuple[str, str, int, int]], chunk: int = 1000) -> int:
+        """Cache (key, data, version, updated_us) rows read from MySQL; return how many.
+
+        Goes through the fill script, so a warm-up never replaces a pending write
+        or a newer entry. For after a Redis flush, or before a benchmark.
+        """
+        count = 0
+        pipe = self.redis.pipeline(transaction=False)
+        for key, data, version, updated_us in rows:
+            ttl_ms = jittered_ms(self.settings.cache_ttl, self.settings.cache_ttl_jitter)
+            self._fill(keys=[keys.item(key), keys.lock(key)], args=[version, data, updated_us, ttl_ms, ""],
+                       client=pipe)
+            count += 1
+            if count % chunk == 0:
+                pipe.execute()
+        pipe.execute()
+        return count
+
+    def warm_all(self, prefix: str = "") -> int:
+        """Cache every persisted item (or those with `prefix`), in key order; return how many."""
+        after: str | None = None
+        total = 0
+        while True:
+            page = self.reads.run(partial(items_sql.page, prefix=prefix, after=after, limit=5000))
+            if not page:
+                return total
+            total += self.warm(page)
+            after = page[-1][0]

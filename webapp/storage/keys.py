@@ -1,0 +1,82 @@
+"""Every Redis key Spillway uses, and the format of an item's cache entry.
+
+The Lua scripts in lua/ receive these keys as KEYS[] (and the item prefix as
+an argument), so this module is the one place that names them:
+
+  queue               the Stream: one entry per accepted write, with all its records
+  queue:depth         queued records (not entries), for backpressure and /readyz
+  queue:unreadable    entries the drain could not parse, set aside with the reason
+  version             the last version given to a record
+  write:<id>          a write's receipt (hash), kept RECEIPT_TTL
+  idem:<key id>:<h>   an Idempotency-Key seen for an API key, kept 24 h
+  rate:<key id>       GCRA state of an API key's write rate
+  item:<key>          an item's cache entry (below)
+  lock:<key>          the cross-process loader lock of an item
+  drain:alive         sorted set: drain consumer -> last heartbeat (ms)
+  drain:slot:<n>      lease of drain slot n (tasks/leases.py)
+  drain:stopping:<w>  a Celery worker that is shutting down
+  stats               the drain's counters for /metrics
+"""
+from dataclasses import dataclass
+
+PREFIX = "spillway:"
+STREAM = PREFIX + "queue"
+GROUP = "drain"
+DEPTH = PREFIX + "queue:depth"
+UNREADABLE = PREFIX + "queue:unreadable"
+VERSION = PREFIX + "version"
+ALIVE = PREFIX + "drain:alive"
+SLOTS = PREFIX + "drain:slot:"
+STATS = PREFIX + "stats"
+ITEM = PREFIX + "item:"
+
+
+def item(key: str) -> str:
+    """Redis key of an item's cache entry."""
+    return ITEM + key
+
+
+def lock(key: str) -> str:
+    """Redis key of an item's loader lock."""
+    return f"{PREFIX}lock:{key}"
+
+
+def receipt(write_id: str) -> str:
+    """Redis key of a write's receipt."""
+    return f"{PREFIX}write:{write_id}"
+
+
+def idempotency(key_id: str, digest: str) -> str:
+    """Redis key of an Idempotency-Key (by its digest) seen for an API key."""
+    return f"{PREFIX}idem:{key_id}:{digest}"
+
+
+def rate(key_id: str) -> str:
+    """Redis key of an API key's rate-limit state."""
+    return f"{PREFIX}rate:{key_id}"
+
+
+def stopping(worker: str) -> str:
+    """Redis key flagging a Celery worker (host, boot and pid) as shutting down."""
+    return f"{PREFIX}drain:stopping:{worker}"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """An item's cache entry: the string "<version>|<updated_at us>|<data JSON>".
+
+    data is None for a deleted or missing item (empty in the string). Written by
+    lua/accept.lua (pending writes) and lua/fill.lua (loads from MySQL).
+    """
+
+    version: int
+    data: str | None
+    updated_us: int
+
+    @classmethod
+    def parse(cls, raw: bytes | None) -> "CacheEntry | None":
+        """The entry in a cache value, or None for no value."""
+        if raw is None:
+            return None
+        version, updated, data = raw.split(b"|", 2)
+        return cls(int(version), data.decode() if data else None, int(updated))

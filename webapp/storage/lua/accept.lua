@@ -1,0 +1,88 @@
+-- Accept one write atomically, in one round trip: idempotency, rate limit,
+-- backpressure, versions, the Stream entry, pending cache entries, the receipt.
+--
+-- KEYS[1] stream  KEYS[2] depth counter  KEYS[3] version counter  KEYS[4] receipt
+-- KEYS[5] idempotency key ('' if none)  KEYS[6] rate-limit key ('' if off)
+-- ARGV[1] write_id  ARGV[2] kind  ARGV[3] record count
+-- ARGV[4] records: fields joined by \0, records by \1 (webapp/storage/records.py)
+-- ARGV[5] high water  ARGV[6] client deadline (us; 0 none)  ARGV[7] request hash
+-- ARGV[8] rate interval (us)  ARGV[9] rate burst  ARGV[10] receipt TTL (s)
+-- ARGV[11] idempotency TTL (s)  ARGV[12] item cache key prefix
+-- Item cache keys (webapp/storage/keys.py) are made here from the records: ARGV[12] .. key.
+--
+-- Numbers are formatted with %.0f: Lua numbers are doubles, and tostring()
+-- would print a microsecond version as 1.7954e+15.
+local function fmt(x) return string.format('%.0f', x) end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+
+-- The client stopped waiting (a hung Redis, answered 503): accept nothing.
+local deadline = tonumber(ARGV[6])
+if deadline > 0 and now > deadline then return {'expired'} end
+
+-- The same request again (a client retry after a lost reply): same receipt.
+local seen = redis.call('HGET', KEYS[4], 'accepted')
+if seen then return {'ok', ARGV[1], seen, 'replay'} end
+
+if KEYS[5] ~= '' then
+  local previous = redis.call('GET', KEYS[5])
+  if previous then
+    local hash, write_id, count = string.match(previous, '^(%x+):([%w_]+):(%d+)$')
+    if hash ~= ARGV[7] then return {'conflict'} end
+    return {'ok', write_id, count, 'replay'}
+  end
+end
+
+-- Rate limit per API key: GCRA, a burst of ARGV[9] requests, then one per interval.
+local new_tat = nil
+if KEYS[6] ~= '' then
+  local interval = tonumber(ARGV[8])
+  local tat = tonumber(redis.call('GET', KEYS[6]) or '0')
+  if tat < now then tat = now end
+  local allow_at = tat - (tonumber(ARGV[9]) - 1) * interval
+  if now < allow_at then return {'rate_limited', fmt(allow_at - now)} end
+  new_tat = tat + interval
+end
+
+local n = tonumber(ARGV[3])
+local depth = tonumber(redis.call('GET', KEYS[2]) or '0')
+if depth + n > tonumber(ARGV[5]) then return {'backpressure', fmt(depth)} end
+
+-- Versions: strictly after every version given so far, and never behind the
+-- clock, so they keep rising even if a Redis restart lost the last second.
+local last = tonumber(redis.call('GET', KEYS[3]) or '0')
+local base = math.max(last + 1, now)
+redis.call('SET', KEYS[3], fmt(base + n - 1))
+
+local entry = redis.call('XADD', KEYS[1], '*', 'w', ARGV[1], 'k', ARGV[2], 'n', ARGV[3],
+  'v', fmt(base), 't', fmt(now), 'r', ARGV[4])
+
+-- Read-your-writes: the accepted value is cached at once, with no TTL (MSET
+-- clears any; a key twice in a batch: the later record wins); the drain gives
+-- it one after MySQL has committed this version. One MSET, not a SET per item.
+-- An entry is "<version>|<updated_at us>|<data JSON>" (data empty: deleted).
+if ARGV[2] == 'items' then
+  local records, pos, i, stamp, pairs = ARGV[4], 1, 0, '|' .. fmt(now) .. '|', {}
+  while pos <= #records do
+    local split = string.find(records, '\0', pos, true)
+    local stop = string.find(records, '\1', split, true) or #records + 1
+    pairs[2 * i + 1] = ARGV[12] .. string.sub(records, pos, split - 1)
+    pairs[2 * i + 2] = fmt(base + i) .. stamp .. string.sub(records, split + 1, stop - 1)
+    i = i + 1
+    pos = stop + 1
+  end
+  redis.call('MSET', unpack(pairs))
+end
+
+redis.call('HSET', KEYS[4], 'kind', ARGV[2], 'accepted', ARGV[3], 'persisted', 0, 'dead', 0,
+  'status', 'queued', 'accepted_at', fmt(now), 'entry', entry)
+redis.call('EXPIRE', KEYS[4], ARGV[10])
+redis.call('INCRBY', KEYS[2], n)
+if KEYS[5] ~= '' then
+  redis.call('SET', KEYS[5], ARGV[7] .. ':' .. ARGV[1] .. ':' .. ARGV[3], 'EX', ARGV[11])
+end
+if new_tat then
+  redis.call('SET', KEYS[6], fmt(new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1)
+end
+return {'ok', ARGV[1], ARGV[3], 'new'}

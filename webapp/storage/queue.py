@@ -1,0 +1,128 @@
+"""The durable write queue, web side: append a write in one round trip, read receipts and queue stats.
+
+lua/accept.lua does the whole acceptance atomically: idempotency, rate limit,
+backpressure, the client's deadline, versions, the Stream entry (XADD), the
+pending cache entries of items (read-your-writes) and the receipt. The drain's
+side of the Stream is in stream.py.
+"""
+import hashlib
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from webapp.config import Settings
+from webapp.metrics import ACCEPTED
+from webapp.storage import keys
+from webapp.storage.bounds import Timebox, no_timebox
+from webapp.storage.errors import Backpressure, CacheUnavailable, IdempotencyConflict, QueueUnavailable, RateLimited
+from webapp.storage.records import Record, kind_of, pack
+from webapp.storage.redis_client import bounded, load_script
+
+ALIVE_WINDOW_MS = 30_000  # a drain that has not beaten for this long counts as dead
+IDEMPOTENCY_TTL = 24 * 3600
+
+
+def new_write_id() -> str:
+    """A fresh write id: 'w_' and 26 random characters."""
+    return "w_" + secrets.token_hex(13)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a 202 answers: the write's id, how many records it queued, where to ask about it."""
+
+    write_id: str
+    accepted: int
+
+    @property
+    def status_url(self) -> str:
+        """Where the write's status is read."""
+        return f"/api/v1/writes/{self.write_id}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The 202 body."""
+        return {"write_id": self.write_id, "accepted": self.accepted, "status_url": self.status_url}
+
+
+class WriteQueue:
+    """Append writes to the queue; report receipts and the queue's state."""
+
+    def __init__(self, client: redis.Redis, settings: Settings, timebox: Timebox = no_timebox) -> None:
+        self.redis = client
+        self.settings = settings
+        self._timebox = timebox
+        self._accept = load_script(client, "accept")
+        rate = settings.write_rate
+        # GCRA: one request per `interval` us, bursts of up to `limit` requests.
+        self._rate = (int(rate[1] * 1_000_000 / rate[0]), rate[0]) if rate else None
+
+    def append(self, records: Sequence[Record], key_id: str, idempotency_key: str | None = None,
+               request_hash: str = "") -> Receipt:
+        """Queue one write of records (all of one kind); return its receipt.
+
+        For items the script also caches each record as a pending entry (read-
+        your-writes). Raises IdempotencyConflict, RateLimited, Backpressure or
+        QueueUnavailable; nothing was queued then.
+        """
+        kind = kind_of(records)
+        write_id = new_write_id()
+        timeout = self.settings.redis_timeout
+        # The script refuses to run after this moment: by then this request has
+        # answered 503, and a late-arriving command must not queue it anyway.
+        deadline_us = int((time.time() + timeout) * 1_000_000) - 50_000
+        idem = ""
+        if idempotency_key is not None:
+            digest = hashlib.sha256(idempotency_key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+            idem = keys.idempotency(key_id, digest)
+        rate_key, interval, burst = "", 0, 0
+        if self._rate:
+            rate_key = keys.rate(key_id)
+            interval, burst = self._rate
+        script_keys = [keys.STREAM, keys.DEPTH, keys.VERSION, keys.receipt(write_id), idem, rate_key]
+        args: list[Any] = [write_id, kind, len(records), pack(records), self.settings.write_queue_high_water,
+                deadline_us, request_hash, interval, burst, int(self.settings.receipt_ttl), IDEMPOTENCY_TTL,
+                keys.ITEM]
+        with bounded(QueueUnavailable, self._timebox, timeout):
+            result = self._accept(keys=script_keys, args=args)
+        status = result[0].decode()
+        if status == "ok":
+            if result[3] == b"new":
+                ACCEPTED.labels(kind).inc(len(records))
+            return Receipt(result[1].decode(), int(result[2]))
+        if status == "conflict":
+            raise IdempotencyConflict()
+        if status == "rate_limited":
+            raise RateLimited(retry_after=max(1.0, int(result[1]) / 1_000_000))
+        if status == "backpressure":
+            raise Backpressure(retry_after=5)
+        raise QueueUnavailable("Redis ran the accept script after the client's deadline")
+
+    def receipt(self, write_id: str) -> dict[str, str] | None:
+        """A write's receipt as stored, or None."""
+        with bounded(CacheUnavailable, self._timebox, self.settings.redis_timeout):
+            fields = self.redis.hgetall(keys.receipt(write_id))
+        return {k.decode(): v.decode() for k, v in fields.items()} or None  # type: ignore[union-attr]
+
+    def stats(self, timeout: float | None = None) -> dict[str, Any]:
+        """{"depth": queued records, "oldest_age_s": age of the oldest entry, "alive": drains}."""
+        now_ms = int(time.time() * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.DEPTH)
+        pipe.xrange(keys.STREAM, count=1)
+        pipe.zcount(keys.ALIVE, now_ms - ALIVE_WINDOW_MS, "+inf")
+        with bounded(CacheUnavailable, self._timebox, timeout or self.settings.redis_timeout):
+            depth, first, alive = pipe.execute()
+        oldest = 0.0
+        if first:
+            oldest = max(0.0, (now_ms - int(first[0][0].split(b"-")[0])) / 1000)
+        return {"depth": int(depth or 0), "oldest_age_s": round(oldest, 3), "alive": int(alive)}
+
+    def counters(self) -> dict[str, int]:
+        """The drain's counters kept in Redis (records persisted and dead, batches, lag buckets)."""
+        with bounded(CacheUnavailable, self._timebox, self.settings.redis_timeout):
+            stored = self.redis.hgetall(keys.STATS)
+        return {k.decode(): int(v) for k, v in stored.items()}  # type: ignore[union-attr]

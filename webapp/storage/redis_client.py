@@ -1,0 +1,78 @@
+"""The Redis client of a process, its Lua scripts, and Redis failures as storage errors.
+
+Every call is bounded: a socket timeout of REDIS_TIMEOUT, and in web workers a
+bounded wait for a pooled connection. A stale pooled connection after a Redis
+restart fails at once and is retried once; a timeout is not retried, so a
+caller waits at most REDIS_TIMEOUT. The web passes its own client class (the
+coalescer in webapp/server/coalesce.py); everything here works with either.
+"""
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+from redis.backoff import NoBackoff
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from webapp.config import Settings
+from webapp.storage.bounds import Timebox
+from webapp.storage.errors import RedisUnavailable
+
+log = logging.getLogger(__name__)
+
+LUA_DIR = Path(__file__).parent / "lua"
+
+
+def connect(settings: Settings, *, blocking: bool, pool_size: int | None = None,
+            client_class: type[redis.Redis] = redis.Redis) -> redis.Redis:
+    """A Redis client for this process (its pool notices forks and rebuilds).
+
+    blocking: wait (up to REDIS_TIMEOUT) for a free pooled connection instead of failing.
+    """
+    kwargs = dict(
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+        socket_keepalive=True,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        max_connections=pool_size or settings.redis_pool_size,
+    )
+    pool: redis.ConnectionPool
+    if blocking:
+        pool = redis.BlockingConnectionPool.from_url(settings.redis_url, timeout=settings.redis_timeout, **kwargs)
+    else:
+        pool = redis.ConnectionPool.from_url(settings.redis_url, **kwargs)
+    return client_class(connection_pool=pool)
+
+
+def load_script(client: redis.Redis, name: str) -> Script:
+    """Register lua/<name>.lua on client (EVALSHA; loaded again after NOSCRIPT)."""
+    return client.register_script((LUA_DIR / f"{name}.lua").read_text())
+
+
+# Server states in which Redis cannot take a command right now (not bugs).
+_UNAVAILABLE_REPLIES = ("OOM", "LOADING", "MASTERDOWN", "BUSY", "READONLY", "NOREPLICAS")
+
+
+def is_unavailable(err: Exception) -> bool:
+    """True if a Redis error means the server is down, slow, full or read-only."""
+    if isinstance(err, (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)):
+        return True
+    return isinstance(err, redis.ResponseError) and str(err).startswith(_UNAVAILABLE_REPLIES)
+
+
+@contextmanager
+def bounded(error: type[RedisUnavailable], timebox: Timebox, seconds: float) -> Iterator[None]:
+    """At most `seconds`; Redis down, hung or unable to answer now raises `error` (a storage error)."""
+    try:
+        with timebox(seconds):
+            yield
+    except TimeoutError:
+        raise error(f"no answer from Redis within {seconds:g}s") from None
+    except redis.RedisError as err:
+        if not is_unavailable(err):
+            raise
+        log.warning("redis unavailable: %s", err)
+        raise error(str(err)) from err

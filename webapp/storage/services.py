@@ -1,0 +1,89 @@
+"""The storage objects of one process (MySQL pools, the Redis client and what is built on them).
+
+Nothing connects at import: each piece is made on first use in the process that
+uses it. gunicorn builds the app inside each worker (no preload), so web workers
+never share sockets; Celery calls reset() in every forked pool process. The web
+passes its own Redis client class (the coalescer) and a gevent time box; the
+drain uses plain redis-py and the sockets' own timeouts.
+"""
+from functools import cached_property
+
+import redis
+
+from webapp.config import Settings
+from webapp.storage import redis_client
+from webapp.storage.bounds import Timebox, no_timebox
+from webapp.storage.cache import ItemCache
+from webapp.storage.mysql import Database, Reads
+from webapp.storage.queue import WriteQueue
+from webapp.storage.stream import Stream
+
+
+class Services:
+    """Per-process storage for the web app (role "web") or a drain worker (role "worker")."""
+
+    _MADE_ON_USE = ("redis", "db", "replica", "reads", "cache", "queue", "stream")
+
+    def __init__(self, settings: Settings, role: str = "web", redis_class: type[redis.Redis] = redis.Redis,
+                 timebox: Timebox = no_timebox) -> None:
+        self.settings = settings
+        self.role = role
+        self.redis_class = redis_class
+        self.timebox = timebox
+
+    def reset(self) -> None:
+        """Forget connections inherited through a fork; they are made again on use."""
+        for name in self._MADE_ON_USE:
+            self.__dict__.pop(name, None)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        """The Redis client (a bounded, blocking pool in web workers)."""
+        return redis_client.connect(self.settings, blocking=self.role == "web", client_class=self.redis_class)
+
+    @cached_property
+    def db(self) -> Database:
+        """The MySQL primary: DB_POOL_SIZE connections in web, one per drain process."""
+        s = self.settings
+        if self.role == "web":
+            return Database(s.mysql_url, s, s.db_pool_size, s.db_query_timeout, timebox=self.timebox)
+        return Database(s.mysql_url, s, 1, s.db_write_timeout, timebox=self.timebox)
+
+    @cached_property
+    def replica(self) -> Database | None:
+        """The read replica's pool, or None when MYSQL_REPLICA_URL is unset."""
+        s = self.settings
+        if not s.mysql_replica_url:
+            return None
+        return Database(s.mysql_replica_url, s, s.db_pool_size, s.db_query_timeout, env="MYSQL_REPLICA_URL",
+                        timebox=self.timebox)
+
+    @cached_property
+    def reads(self) -> Reads:
+        """Reads of persisted rows: the replica if there is one, else the primary."""
+        return Reads(self.db, self.replica)
+
+    @cached_property
+    def cache(self) -> ItemCache:
+        """Cache-aside reads of items."""
+        return ItemCache(self.redis, self.settings, self.reads, self.timebox)
+
+    @cached_property
+    def queue(self) -> WriteQueue:
+        """The write queue, web side: append, receipts, stats."""
+        return WriteQueue(self.redis, self.settings, self.timebox)
+
+    @cached_property
+    def stream(self) -> Stream:
+        """The write queue, drain side: read, claim, acknowledge."""
+        return Stream(self.redis, self.settings)
+
+    def close(self) -> None:
+        """Close pools and clients (at process exit)."""
+        for name in ("db", "replica"):
+            pool = self.__dict__.get(name)
+            if pool is not None:
+                pool.close()
+        client = self.__dict__.get("redis")
+        if client is not None:
+            client.close()

@@ -1,0 +1,146 @@
+"""The durable write queue, drain side: read entries in a consumer group, take over stale ones, acknowledge.
+
+An entry's fields: w write id, k kind (items|events), n record count, v the
+first record's version (records get v, v+1, ...), t acceptance time (us), r the
+records (records.pack). lua/ack.lua acknowledges entries after COMMIT: XACK and
+XDEL, the receipt, the depth, the stats, and the cache entries' TTLs.
+"""
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from webapp.config import Settings
+from webapp.storage import keys
+from webapp.storage.cache import jittered_ms
+from webapp.storage.records import Item, Queued, Record, unpack
+from webapp.storage.redis_client import load_script
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One Stream entry: one accepted write and its records."""
+
+    id: bytes
+    write_id: str
+    kind: str
+    count: int
+    version: int
+    accepted_us: int
+    records: list[Record]
+
+    @classmethod
+    def parse(cls, entry_id: bytes, fields: dict[bytes, bytes]) -> "Entry":
+        """Build an Entry from XREADGROUP's (id, {field: value}); ValueError if it is malformed."""
+        kind = fields[b"k"].decode()
+        entry = cls(
+            id=entry_id,
+            write_id=fields[b"w"].decode(),
+            kind=kind,
+            count=int(fields[b"n"]),
+            version=int(fields[b"v"]),
+            accepted_us=int(fields[b"t"]),
+            records=unpack(kind, fields[b"r"]),
+        )
+        if len(entry.records) != entry.count:
+            raise ValueError(f"{len(entry.records)} records where the entry says {entry.count}")
+        return entry
+
+    def queued(self) -> list[Queued]:
+        """The entry's records, each with its own version."""
+        return [Queued(r, self.version + i, self.write_id, self.accepted_us) for i, r in enumerate(self.records)]
+
+
+class Stream:
+    """The drain's consumer-group view of the queue."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.redis = client
+        self.settings = settings
+        self._ack = load_script(client, "ack")
+
+    def ensure_group(self) -> None:
+        """Create the consumer group (from the Stream's start, so nothing queued is skipped)."""
+        try:
+            self.redis.xgroup_create(keys.STREAM, keys.GROUP, id="0", mkstream=True)
+        except redis.ResponseError as err:
+            if "BUSYGROUP" not in str(err):
+                raise
+
+    def _read(self, consumer: str, start: str, count: int, block_ms: int | None = None) -> list[Entry]:
+        try:
+            reply: Any = self.redis.xreadgroup(keys.GROUP, consumer, {keys.STREAM: start}, count=count, block=block_ms)
+        except redis.ResponseError as err:
+            if "NOGROUP" not in str(err):
+                raise
+            self.ensure_group()  # Redis lost its data (or was flushed): start over
+            return []
+        return self._parsed((i, f) for _, entries in (reply or []) for i, f in entries if f)
+
+    def _parsed(self, raw_entries: Iterable[tuple[bytes, dict[bytes, bytes]]]) -> list[Entry]:
+        """Entries parsed; one that cannot be is set aside so it never blocks the queue."""
+        entries = []
+        for entry_id, fields in raw_entries:
+            try:
+                entries.append(Entry.parse(entry_id, fields))
+            except Exception as err:  # any malformed entry: its reason goes with it
+                self.set_aside(entry_id, fields, f"{type(err).__name__}: {err}")
+        return entries
+
+    def set_aside(self, entry_id: bytes, fields: dict[bytes, bytes], reason: str) -> None:
+        """Move an unreadable entry to queue:unreadable, acknowledge it, mark its receipt dead."""
+        log.error("write queue entry %s is unreadable and was set aside: %s", entry_id, reason)
+        self.redis.xadd(keys.UNREADABLE, {**fields, b"entry": entry_id, b"reason": reason})  # type: ignore[dict-item]
+        write_id = fields.get(b"w", b"").decode(errors="replace")
+        count = int(fields[b"n"]) if fields.get(b"n", b"").isdigit() else 0
+        kind = fields.get(b"k", b"items").decode(errors="replace")
+        self._ack(keys=[keys.STREAM, keys.DEPTH, keys.STATS],
+                  args=[keys.GROUP, 1, "unreadable_entries", 1, entry_id, keys.receipt(write_id), count, count,
+                        kind, 0])
+
+    def read_own_pending(self, consumer: str, count: int) -> list[Entry]:
+        """Entries delivered to this consumer earlier and not yet acknowledged."""
+        return self._read(consumer, "0", count)
+
+    def read_new(self, consumer: str, count: int, block_ms: int) -> list[Entry]:
+        """New entries, waiting up to block_ms for the first one."""
+        return self._read(consumer, ">", count, block_ms or None)
+
+    def claim_stale(self, consumer: str, count: int) -> list[Entry]:
+        """Take over entries another consumer has held longer than WRITE_CLAIM_IDLE."""
+        idle_ms = int(self.settings.write_claim_idle * 1000)
+        try:
+            reply: Any = self.redis.xautoclaim(keys.STREAM, keys.GROUP, consumer, idle_ms, "0-0", count=count)
+        except redis.ResponseError as err:
+            if "NOGROUP" not in str(err):
+                raise
+            self.ensure_group()
+            return []
+        return self._parsed((i, f) for i, f in reply[1] if f)
+
+    def ack(self, entries: list[Entry], dead_versions: frozenset[int] = frozenset(),
+            stats: dict[str, int] | None = None) -> int:
+        """Acknowledge entries after COMMIT; return how many this call acknowledged.
+
+        dead_versions: versions of records that went to the dead-letter store.
+        stats: {counter: amount} added once (e.g. batches, rows).
+        """
+        s = self.settings
+        stats = stats or {}
+        args: list[Any] = [keys.GROUP, len(stats)]
+        for field, amount in stats.items():
+            args += [field, amount]
+        for entry in entries:
+            dead = sum(1 for i in range(entry.count) if entry.version + i in dead_versions)
+            cache: list[Any] = []
+            for i, record in enumerate(entry.records):
+                if isinstance(record, Item):
+                    version = entry.version + i
+                    ttl = 0 if version in dead_versions else jittered_ms(s.cache_ttl, s.cache_ttl_jitter)
+                    cache += [keys.item(record.key), version, ttl]
+            args += [entry.id, keys.receipt(entry.write_id), entry.count, dead, entry.kind, len(cache) // 3, *cache]
+        return int(self._ack(keys=[keys.STREAM, keys.DEPTH, keys.STATS], args=args))
