@@ -6,12 +6,15 @@
 4. Once /readyz answers, the URLs and keys are printed.
 5. Ctrl-C: supervisord stops the programs gracefully, then the servers stop.
 """
+import getpass
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from deploy.bootstrap import Stack, ensure_env_file
 from webapp.config import ROOT, ConfigError, env_file_values, load_settings
@@ -30,10 +33,22 @@ def _child_environment(settings, urls):
         LOG_LEVEL=settings.log_level,
         WORKER_PROCESSES=str(settings.worker_process_count),
         WEB_STOP_WAIT=str(settings.web_graceful_timeout + 5),
+        SPILLWAY_USER=getpass.getuser(),
+        SUPERVISOR_PASSWORD=secrets.token_urlsafe(18),
         PATH=f"{os.path.dirname(sys.executable)}:{env.get('PATH', '')}",
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+def write_supervisorctl_conf(var_dir, password):
+    """var/run/supervisorctl.conf: what `supervisorctl -c` needs to reach this supervisord (0600)."""
+    path = Path(var_dir) / "run" / "supervisorctl.conf"
+    path.write_text("[supervisorctl]\n"
+                    f"serverurl=unix://{Path(var_dir).resolve()}/run/supervisor.sock\n"
+                    f"username=spillway\npassword={password}\n")
+    path.chmod(0o600)
+    return path
 
 
 def _wait_ready(url, proc, timeout=120):
@@ -100,6 +115,7 @@ def main():
         env = _child_environment(settings, urls)
         for sub in ("run", "log"):
             os.makedirs(os.path.join(settings.var_dir, sub), exist_ok=True)
+        write_supervisorctl_conf(settings.var_dir, env["SUPERVISOR_PASSWORD"])
         supervisord = subprocess.Popen(
             [os.path.join(os.path.dirname(sys.executable), "supervisord"),
              "-c", str(ROOT / "supervisord.conf"), "--nodaemon"],

@@ -75,11 +75,17 @@ def test_make_run_brings_everything_up_restarts_the_dead_and_ctrl_c_stops_it_all
         servers = [int(p.read_text()) for p in (var / "run").glob("*.pid") if p.name in ("mariadb.pid", "redis.pid")]
         pids |= set(servers)
         assert len(servers) == 2
+        # supervisord started without CRIT lines, and supervisorctl works as the docs write it (no environment).
+        assert b"CRIT" not in (tmp_path / "run.out").read_bytes()
+        assert "CRIT" not in (var / "log" / "supervisord.log").read_text()
+        ctl = [str(Path(sys.executable).parent / "supervisorctl"), "-c", str(var / "run" / "supervisorctl.conf")]
+        bare = {"PATH": "/usr/bin:/bin"}
+        status = subprocess.run([*ctl, "status"], env=bare, capture_output=True, text=True)
+        assert all(f"{name} " in status.stdout for name in ("web", "worker", "flower")), status.stdout + status.stderr
         # A program that dies is restarted by supervisord.
-        ctl = [str(Path(sys.executable).parent / "supervisorctl"), "-c", str(ROOT / "supervisord.conf")]
-        web = int(subprocess.run([*ctl, "pid", "web"], env=env, capture_output=True, text=True, check=True).stdout)
+        web = int(subprocess.run([*ctl, "pid", "web"], env=bare, capture_output=True, text=True, check=True).stdout)
         os.kill(web, signal.SIGKILL)
-        wait_for(lambda: subprocess.run([*ctl, "pid", "web"], env=env, capture_output=True, text=True).stdout.strip()
+        wait_for(lambda: subprocess.run([*ctl, "pid", "web"], env=bare, capture_output=True, text=True).stdout.strip()
                  not in ("", "0", str(web)), timeout=30, message="supervisord to restart the web program")
         wait_for(lambda: answers(base + "/healthz"), timeout=30, message="the web server to be restarted")
         pids |= set(descendants(run.pid))
