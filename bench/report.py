@@ -158,37 +158,37 @@ def _post_bound(results):
             "during which accept scripts wait. `python -m bench.profile post` shows the split inside a web "
             "worker. Measured separately in one run: the same POST ran at 0.22x the ceiling with no drain "
             "working (2,701 vs 12,536 req/s, web 1.44 cores), 0.12x with the drain at WORKER_NICE 0 (the "
-            "default) and 0.15x at WORKER_NICE 10, which costs lag (see the README).")
+            "default) and 0.15x at WORKER_NICE 10, which costs lag (see WORKER_NICE in docs/benchmarks.md).")
 
 
-README_START = "<!-- bench:start (written by make bench) -->"
-README_END = "<!-- bench:end -->"
+SUMMARY_START = "<!-- bench:start (written by make bench) -->"
+SUMMARY_END = "<!-- bench:end -->"
 
 
-def readme_block(results):
-    """The README's summary of the latest run: targets, the POST bound, every run, the audit."""
+def summary_block(results):
+    """The summary of the latest run in docs/benchmarks.md: targets, the POST bound, every run, the audit."""
     target_lines = "\n".join(f"| {name} | {measured} | {'met' if ok else '**missed**'} |"
                              for name, measured, ok in targets(results))
     audits = results["audits"]
     lost = sum(a["lost"] for a in audits)
     duplicated = sum(a["duplicated"] for a in audits)
-    return (f"{README_START}\n| target | measured | |\n|---|---|---|\n{target_lines}\n\n"
+    return (f"{SUMMARY_START}\n| target | measured | |\n|---|---|---|\n{target_lines}\n\n"
             f"{_post_bound(results)}\n\n{_table(results)}\n\n"
             f"Zero-loss audit of the {len(audits)} write scenarios: "
             f"{sum(a['accepted'] for a in audits):,} records accepted, {lost} lost, {duplicated} duplicated.\n"
-            f"{README_END}")
+            f"{SUMMARY_END}")
 
 
-def update_readme(results, readme):
-    """Replace the block between the markers in the README with the latest run's."""
-    text = readme.read_text()
-    if README_START in text and README_END in text:
-        start, end = text.index(README_START), text.index(README_END) + len(README_END)
-        readme.write_text(text[:start] + readme_block(results) + text[end:])
+def update_summary(results, doc):
+    """Replace the block between the markers in `doc` (docs/benchmarks.md) with the latest run's."""
+    text = doc.read_text()
+    if SUMMARY_START in text and SUMMARY_END in text:
+        start, end = text.index(SUMMARY_START), text.index(SUMMARY_END) + len(SUMMARY_END)
+        doc.write_text(text[:start] + summary_block(results) + text[end:])
 
 
 def write_report(results, directory):
-    """Write report.md, burst.png and latency.png into `directory`; update the README's summary."""
+    """Write report.md, burst.png and latency.png into `directory`; update the summary in docs/benchmarks.md."""
     burst_chart(results, directory / "burst.png")
     latency_chart(results, directory / "latency.png")
     t = results["targets"]
@@ -246,4 +246,4 @@ The drain, on a backlog of 500,000 records queued as 24-record writes: {t['drain
 ![latency per scenario](latency.png)
 """
     (directory / "report.md").write_text(report)
-    update_readme(results, directory.parent / "README.md")
+    update_summary(results, directory.parent / "docs" / "benchmarks.md")
