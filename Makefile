@@ -23,6 +23,7 @@ run: sysdeps venv
 	$(PY) -m deploy.run
 
 test: sysdeps venv check
+	@deploy/sysdeps.sh test
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 check: venv

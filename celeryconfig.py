@@ -28,10 +28,8 @@ worker_prefetch_multiplier = 1
 broker_transport_options = {"visibility_timeout": 300}
 
 # --- Time limits ----------------------------------------------------------------
-# A drain task runs DRAIN_TASK_SECONDS plus its last batch (at most one
-# DB_WRITE_TIMEOUT). Past the soft limit it raises inside the task; past the
-# hard limit the process is replaced. Either way its entries stay unacknowledged
-# and are reclaimed after WRITE_CLAIM_IDLE.
+# Other tasks get these; the drain task sets its own (tasks/drain.py), since it
+# may keep draining while Redis is too full to take its successor.
 task_soft_time_limit = int(_settings.drain_task_seconds + _settings.db_write_timeout + 30)
 task_time_limit = task_soft_time_limit + 30
 

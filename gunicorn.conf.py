@@ -78,7 +78,7 @@ control_socket = os.path.join(_settings.var_dir, "run", f"gunicorn-{_settings.po
 
 # --- Server hooks -------------------------------------------------------------------
 def on_starting(server):
-    """Before forking workers: fresh metrics files; refuse to start if the MySQL budget cannot fit.
+    """Before forking workers: fresh metrics files; refuse unsafe servers or a budget that cannot fit.
 
     Not at import: gunicorn reads this file again on every reload (HUP), and the
     counts must carry on across reloads.
@@ -86,13 +86,20 @@ def on_starting(server):
     os.makedirs(os.path.dirname(control_socket), exist_ok=True)
     shutil.rmtree(_metrics_dir, ignore_errors=True)
     os.makedirs(_metrics_dir)
-    from webapp.storage.startup import BudgetError, check_connection_budget  # after the metrics directory exists
+    from webapp.storage.startup import check_servers  # after the metrics directory exists
 
     try:
-        check_connection_budget(_settings)
-    except BudgetError as err:
+        check_servers(_settings)
+    except ConfigError as err:
         server.log.error("spillway: %s", err)
         sys.exit(3)
+
+
+def worker_exit(server, worker):
+    """A worker is exiting: write out the request log lines it still holds."""
+    from webapp.logs import request_lines
+
+    request_lines.flush()
 
 
 def child_exit(server, worker):

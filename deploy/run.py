@@ -1,14 +1,27 @@
-"""`make run`: bring the whole stack up under supervisord, in the foreground.
+"""`make run`: the whole stack under supervisord, in the foreground.
 
-1. .env gets generated API_KEYS and FLOWER_BASIC_AUTH on first run.
-2. Private MariaDB and Redis start under var/ unless MYSQL_URL / REDIS_URL are set.
-3. The schema is created, then supervisord runs web, worker and flower.
-4. Once /readyz answers, the URLs and keys are printed.
-5. Ctrl-C: supervisord stops the programs gracefully, then the servers stop.
+1. .env gets generated API_KEYS, FLOWER_BASIC_AUTH and PRIVATE_REDIS_PASSWORD on first run.
+2. Processes left by an earlier run of this checkout are stopped; if that run is
+   still going, it is named and this one exits 1 (never a crash loop on taken ports).
+3. supervisord starts the private MariaDB and Redis (unless MYSQL_URL / REDIS_URL
+   are set) as programs, so one that crashes is back within seconds; once they
+   answer, the schema is created and worker, web and flower start.
+4. Once /readyz answers, the URLs are printed (no secrets: they stay in .env).
+5. Ctrl-C, SIGTERM, SIGHUP (the terminal closed) or a vanished stdout (`make run |
+   tee log`, tee killed) all stop everything: supervisord stops flower, web, the
+   worker (which commits its batch), then Redis and MariaDB.
+
+supervisord runs in its own session, so the terminal's signals reach only this
+process, which tells supervisord to stop (a SIGHUP would make it reload instead).
+Every process of the stack carries SPILLWAY_STACK=<var dir> in its environment
+(Redis overwrites its own with its process title, so the private servers are
+also found by their pid files): that is how a later run finds what an earlier
+one left.
 """
 import getpass
 import os
 import secrets
+import select
 import signal
 import subprocess
 import sys
@@ -17,128 +30,288 @@ import urllib.request
 from pathlib import Path
 
 from deploy.bootstrap import Stack, ensure_env_file
-from webapp.config import ROOT, ConfigError, env_file_values, load_settings
+from deploy.servers import ServerError, port_open
+from webapp.config import ROOT, ConfigError, env_file_values, load_settings, masked
+
+MARK = "SPILLWAY_STACK"
+BIN = Path(sys.executable).parent
+STOP_GRACE = 60  # seconds supervisord gets to stop everything before it is killed
 
 
-def _child_environment(settings, urls):
+def say(*lines):
+    """Print to the terminal; a vanished stdout is noticed by the main loop, not raised here."""
+    try:
+        print(*lines, sep="\n", flush=True)
+    except OSError:
+        pass
+
+
+def stack_processes(var_dir):
+    """Pids of live processes started by a run of this checkout (they carry the mark)."""
+    mark = f"{MARK}={var_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if mark in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone, or not ours to read
+    return found
+
+
+def _parent(pid):
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _signal_all(pids, sig):
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _wait_gone(pids, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.2)
+    return [p for p in pids if _alive(p)]
+
+
+def clear_leftovers(var_dir, stack):
+    """Stop what an earlier run of this checkout left; False if that run is still going."""
+    pids = stack_processes(var_dir)
+    pids += [s.pid for s in stack.private if s.pid and s.pid not in pids]
+    if not pids:
+        return True
+    for pid in pids:
+        parent = _parent(pid)
+        if "supervisord" in _cmdline(pid) and parent not in (0, 1) and "deploy.run" in _cmdline(parent):
+            say(f"spillway: already running from this checkout (supervisord pid {pid}, started by "
+                f"`make run` pid {parent}). Stop that one first: Ctrl-C in its terminal, or kill {parent}.")
+            return False
+    say(f"Stopping {len(pids)} processes left by an earlier run of this checkout:",
+        *(f"  {pid} {_cmdline(pid)[:100]}" for pid in pids))
+    supervisors = [p for p in pids if "supervisord" in _cmdline(p)]
+    _signal_all(supervisors, signal.SIGTERM)  # it stops its programs in order
+    _wait_gone(supervisors, STOP_GRACE)
+    rest = [p for p in pids if _alive(p)]
+    _signal_all(rest, signal.SIGTERM)
+    _signal_all(_wait_gone(rest, 30), signal.SIGKILL)
+    return True
+
+
+def _child_environment(settings, urls, var_dir):
     """The environment supervisord and its programs run with."""
     env = dict(os.environ)
     for name, value in env_file_values().items():
         env.setdefault(name, value)  # Flower reads FLOWER_* from the environment itself
     env.update(urls)
-    env.update(
-        VAR_DIR=settings.var_dir,
-        PORT=str(settings.port),
-        FLOWER_PORT=str(settings.flower_port),
-        LOG_LEVEL=settings.log_level,
-        WORKER_PROCESSES=str(settings.worker_process_count),
-        WEB_STOP_WAIT=str(settings.web_graceful_timeout + 5),
-        SPILLWAY_USER=getpass.getuser(),
-        SUPERVISOR_PASSWORD=secrets.token_urlsafe(18),
-        PATH=f"{os.path.dirname(sys.executable)}:{env.get('PATH', '')}",
-        PYTHONUNBUFFERED="1",
-    )
+    env.update({
+        MARK: str(var_dir),
+        "VAR_DIR": str(var_dir),
+        "PORT": str(settings.port),
+        "FLOWER_PORT": str(settings.flower_port),
+        "LOG_LEVEL": settings.log_level,
+        "WORKER_PROCESSES": str(settings.worker_process_count),
+        "WEB_STOP_WAIT": str(settings.web_graceful_timeout + 5),
+        "SPILLWAY_USER": getpass.getuser(),
+        "SUPERVISOR_PASSWORD": secrets.token_urlsafe(18),
+        "PATH": f"{BIN}:{env.get('PATH', '')}",
+        "PYTHONUNBUFFERED": "1",
+    })
     return env
 
 
-def write_supervisorctl_conf(var_dir, password):
-    """var/run/supervisorctl.conf: what `supervisorctl -c` needs to reach this supervisord (0600)."""
-    path = Path(var_dir) / "run" / "supervisorctl.conf"
-    path.write_text("[supervisorctl]\n"
-                    f"serverurl=unix://{Path(var_dir).resolve()}/run/supervisor.sock\n"
-                    f"username=spillway\npassword={password}\n")
-    path.chmod(0o600)
-    return path
+def write_supervisor_files(var_dir, password, programs):
+    """var/run/supervisord.d/servers.conf (the private servers) and var/run/supervisorctl.conf (0600)."""
+    include = var_dir / "run" / "supervisord.d"
+    include.mkdir(parents=True, exist_ok=True)
+    (include / "servers.conf").write_text(programs)
+    ctl = var_dir / "run" / "supervisorctl.conf"
+    ctl.write_text(f"[supervisorctl]\nserverurl=unix://{var_dir}/run/supervisor.sock\n"
+                   f"username=spillway\npassword={password}\n")
+    ctl.chmod(0o600)
+    return ctl
 
 
-def _wait_ready(url, proc, timeout=120):
-    """Poll /readyz until it answers 200; False if supervisord exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
+class Terminal:
+    """What the terminal asks of us: a stop (Ctrl-C, SIGTERM, SIGHUP), or nothing if stdout vanished."""
+
+    def __init__(self):
+        self.stop = None
+        self._poll = select.poll()
+        self._poll.register(sys.stdout.fileno(), select.POLLERR | select.POLLHUP)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        self.stop = self.stop or signal.Signals(signum).name
+
+    def check(self):
+        """The reason to stop, if any (a vanished stdout counts as one)."""
+        if self.stop is None and self._poll.poll(0):
+            self.stop = "stdout closed"
+        return self.stop
+
+
+class LogRelay:
+    """Shows supervisord's own log lines (programs starting, exiting, restarted) on the terminal."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+
+    def relay(self):
+        """Print what supervisord logged since the last call."""
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return True
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
         except OSError:
-            pass
-        time.sleep(0.5)
-    return False
+            return
+        if b"\n" in data:
+            data = data[: data.rindex(b"\n") + 1]
+            self.offset += len(data)
+            say(data.decode(errors="replace").rstrip("\n"))
 
 
-def _banner(settings, env):
-    """What a person needs to use the stack."""
+def _banner(settings, urls):
+    """Where things are; secrets stay in .env."""
     host = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
-    key = env.get("API_KEYS", "").split(",")[0]
+    base = f"http://{host}:{settings.port}"
+    env_file = os.environ.get("SPILLWAY_ENV_FILE", ".env")
+    mysql = "private, var/mysql" if not settings.mysql_url else "yours"
+    redis = f"private, var/redis, AOF fsync {settings.private_redis_appendfsync}" if not settings.redis_url else "yours"
     return "\n".join([
         "",
         "Spillway is up.",
-        f"  API         http://{host}:{settings.port}/api/v1/items   (readiness: /readyz)",
-        f"  Flower      http://127.0.0.1:{settings.flower_port}/   basic auth {env.get('FLOWER_BASIC_AUTH', '')}",
-        f"  API key     {key}",
-        f"  MySQL       {env['MYSQL_URL']}",
-        f"  Redis       {env['REDIS_URL']}",
-        f"  Try:  curl -X POST -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\",
-        f"          -d '{{\"items\":[{{\"key\":\"hello\",\"data\":{{\"n\":1}}}}]}}' http://{host}:{settings.port}/api/v1/items",
-        f"        curl http://{host}:{settings.port}/api/v1/items/hello",
+        f"  API         {base}/api/v1/items   (readiness: /readyz, metrics: /metrics)",
+        f"  Flower      http://127.0.0.1:{settings.flower_port}/   (user:password is FLOWER_BASIC_AUTH in {env_file})",
+        f"  MySQL       {masked(urls['MYSQL_URL'])}   ({mysql})",
+        f"  Redis       {masked(urls['REDIS_URL'])}   ({redis})",
+        f"  Try:  KEY=$(grep ^API_KEYS {env_file} | cut -d= -f2 | cut -d, -f1)",
+        "        curl -X POST -H \"Authorization: Bearer $KEY\" -H 'Content-Type: application/json' \\",
+        f"             -d '{{\"items\":[{{\"key\":\"hello\",\"data\":{{\"n\":1}}}}]}}' {base}/api/v1/items",
+        f"        curl {base}/api/v1/items/hello",
+        f"  Processes   .venv/bin/supervisorctl -c {Path(settings.var_dir).resolve()}/run/supervisorctl.conf status",
         f"  Logs        {settings.var_dir}/log/web.log, worker.log, flower.log (JSON lines)",
         "  Ctrl-C stops everything.",
         "",
     ])
 
 
+def _ready(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def main():
-    """Run the stack until Ctrl-C; return the exit status."""
+    """Run the stack until asked to stop; return the exit status."""
     added = ensure_env_file()
     if added:
-        print(f"Generated {', '.join(added)} into .env")
+        say(f"Generated {', '.join(added)} into .env (git-ignored, readable by you only)")
     try:
         settings = load_settings()
     except ConfigError as err:
-        print(f"spillway: {err}", file=sys.stderr)
+        say(f"spillway: {err}")
         return 2
+    var_dir = Path(settings.var_dir).resolve()
     stack = Stack.from_settings(settings)
-    supervisord = None
-    stopping = []
-
-    def on_signal(signum, frame):
-        # Ctrl-C reaches supervisord too (same process group); a TERM sent to us alone is forwarded.
-        stopping.append(signum)
-        if supervisord is not None and supervisord.poll() is None and signum != signal.SIGINT:
-            supervisord.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        urls = stack.start()
-        if stopping:
-            return 130
-        env = _child_environment(settings, urls)
-        for sub in ("run", "log"):
-            os.makedirs(os.path.join(settings.var_dir, sub), exist_ok=True)
-        write_supervisorctl_conf(settings.var_dir, env["SUPERVISOR_PASSWORD"])
+    if not clear_leftovers(var_dir, stack):
+        return 1
+    busy = [(name, port) for name, port in
+            [("PORT", settings.port), ("FLOWER_PORT", settings.flower_port)]
+            + [(f"PRIVATE_{s.name.upper() if s.name != 'mariadb' else 'MYSQL'}_PORT", s.port) for s in stack.private]
+            if port_open(port)]
+    if busy:
+        say(*(f"spillway: port {port} is in use by another program: set {name} to a free port" for name, port in busy))
+        return 2
+    stack.prepare()
+    urls = stack.urls()
+    env = _child_environment(settings, urls, var_dir)
+    (var_dir / "log").mkdir(parents=True, exist_ok=True)
+    ctl_conf = write_supervisor_files(var_dir, env["SUPERVISOR_PASSWORD"], stack.programs())
+    terminal = Terminal()
+    relay = LogRelay(var_dir / "log" / "supervisord.log")
+    with open(var_dir / "log" / "supervisord.out", "ab") as out:
         supervisord = subprocess.Popen(
-            [os.path.join(os.path.dirname(sys.executable), "supervisord"),
-             "-c", str(ROOT / "supervisord.conf"), "--nodaemon"],
-            env=env, cwd=ROOT,
-        )
-        ready_url = f"http://127.0.0.1:{settings.port}/readyz"
-        if _wait_ready(ready_url, supervisord):
-            print(_banner(settings, env), flush=True)
-        elif supervisord.poll() is None:
-            print(f"spillway: {ready_url} did not answer 200 yet; see the logs above", file=sys.stderr)
-        while supervisord.poll() is None:
-            try:
-                supervisord.wait()
-            except KeyboardInterrupt:
-                pass
-        return 0 if stopping else supervisord.returncode
+            [str(BIN / "supervisord"), "-c", str(ROOT / "supervisord.conf"), "--nodaemon"],
+            env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    try:
+        return _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls)
     finally:
-        if supervisord is not None and supervisord.poll() is None:
+        say("Stopping (flower, web, worker, then Redis and MariaDB)...")
+        if supervisord.poll() is None:
             supervisord.send_signal(signal.SIGTERM)
-            supervisord.wait()
-        print("Stopping Redis and MariaDB...", flush=True)
-        stack.stop()
-        print("Stopped.", flush=True)
+            try:
+                supervisord.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                supervisord.kill()
+                supervisord.wait()
+        relay.relay()
+        leftovers = stack_processes(var_dir) + [s.pid for s in stack.private if s.pid]
+        _signal_all(leftovers, signal.SIGTERM)
+        _signal_all(_wait_gone(leftovers, 15), signal.SIGKILL)
+        say("Stopped.")
+
+
+def _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls):
+    """Start the app once the servers answer, print the banner, then wait for a stop."""
+    deadline = time.monotonic() + 120
+    while not all(server.ping() for server in stack.private):
+        relay.relay()
+        if terminal.check() or supervisord.poll() is not None:
+            return 0 if terminal.stop else 3
+        if time.monotonic() > deadline:
+            say("spillway: the private servers did not start; see var/log/mariadb.err and var/log/redis.log")
+            return 3
+        time.sleep(0.2)
+    try:
+        stack.bootstrap()
+    except (ServerError, OSError) as err:
+        say(f"spillway: could not create the database: {err}")
+        return 3
+    subprocess.run([str(BIN / "supervisorctl"), "-c", str(ctl_conf), "start", "worker", "web", "flower"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ready_url = f"http://127.0.0.1:{settings.port}/readyz"
+    announced = False
+    started = time.monotonic()
+    while supervisord.poll() is None:
+        relay.relay()
+        if terminal.check():
+            return 0
+        if not announced and _ready(ready_url):
+            say(_banner(settings, urls))
+            announced = True
+        elif not announced and time.monotonic() - started > 120:
+            say(f"spillway: {ready_url} did not answer 200 yet; see var/log/")
+            announced = True
+        time.sleep(0.5)
+    return 0 if terminal.stop else supervisord.returncode or 1
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""Private MariaDB and Redis servers under a var/ directory, started and stopped by pid.
+"""Private MariaDB and Redis servers under a var/ directory (kept 0700), started and stopped by pid.
 
-`make run` and the test bootstrap both use these classes, each with its own var/
-directory and ports, so a test run never touches the servers of a running stack.
-Servers are started in their own session, so a Ctrl-C in the terminal reaches
-supervisord (which stops the app gracefully) and not the databases underneath it.
+`make run` runs them as supervisord programs (program() gives the section), so
+a crashed server is restarted within seconds; the tests, the bench and `make
+seed` start them directly (start()), each with its own var/ directory and ports,
+so a test run never touches the servers of a running stack. No secret goes on
+a command line: Redis reads its password from var/redis.conf (0600), and SQL
+reaches the mariadb client on its standard input.
 """
 import os
 import shutil
@@ -89,6 +91,31 @@ class PrivateServer:
     def prepare(self):
         """Create config files and data directories (idempotent)."""
 
+    def make_dirs(self):
+        """var/ (private to this user: data, logs and secrets live there), run/ and log/."""
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.var_dir.chmod(0o700)
+        for d in (self.run_dir, self.log_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def program(self, priority=1):
+        """The supervisord [program:...] section that runs this server (see supervisord.conf)."""
+        return "\n".join([
+            f"[program:{self.name}]",
+            "command=" + " ".join(self.command()),
+            f"directory={self.var_dir}",
+            f"priority={priority}",
+            "autorestart=true",
+            "startsecs=1",
+            "startretries=10",
+            "stopsignal=TERM",
+            f"stopwaitsecs={self.stop_timeout}",
+            f"stdout_logfile={self.log_dir / (self.name + '.out')}",
+            "stdout_logfile_maxbytes=10MB",
+            "redirect_stderr=true",
+            "",
+        ])
+
     def ping(self):
         """Return True once the server answers its protocol."""
         raise NotImplementedError
@@ -103,8 +130,7 @@ class PrivateServer:
                 f"port {self.port} is taken by another process; "
                 f"choose another port for the private {self.name}"
             )
-        for d in (self.run_dir, self.log_dir):
-            d.mkdir(parents=True, exist_ok=True)
+        self.make_dirs()
         self.prepare()
         log = open(self.log_dir / f"{self.name}.out", "ab")  # noqa: SIM115 - handed to the child, closed below
         # start_new_session: a terminal Ctrl-C must not kill the database
@@ -228,11 +254,11 @@ class MariaDB(PrivateServer):
         return self.sql("SELECT 1", check=False).returncode == 0
 
     def sql(self, statements, check=True):
-        """Run SQL as root over the socket with the mariadb client."""
+        """Run SQL as root over the socket with the mariadb client (on stdin: never on a command line)."""
         result = subprocess.run(
             ["mariadb", f"--defaults-file={self.cnf}", "--user=root", "--default-character-set=utf8mb4", "--batch",
-             "--skip-column-names", "-e", statements],
-            capture_output=True, text=True,
+             "--skip-column-names"],
+            input=statements + ";\n", capture_output=True, text=True,
         )
         if check and result.returncode != 0:
             raise ServerError(f"SQL failed: {result.stderr.strip()}")
@@ -260,46 +286,71 @@ class MariaDB(PrivateServer):
 
 
 class Redis(PrivateServer):
-    """A private redis-server with AOF on and an eviction policy that spares the queue."""
+    """A private redis-server: AOF on, a password, and an eviction policy that spares the queue."""
 
     name = "redis"
     stop_timeout = 60
 
-    def __init__(self, var_dir, port, maxmemory="2gb", appendfsync="everysec"):
+    def __init__(self, var_dir, port, maxmemory=2 * 1024**3, appendfsync="everysec", password=""):
         super().__init__(var_dir, port)
-        self.maxmemory = maxmemory
+        self.maxmemory = int(maxmemory)
         self.appendfsync = appendfsync
+        self.password = password
+        self.conf = self.var_dir / "redis.conf"
 
     def prepare(self):
-        """Create the data directory."""
+        """Write var/redis.conf (0600: it holds the password) and create the data directory."""
         self.datadir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"port {self.port}", "bind 127.0.0.1", f"dir {self.datadir}", f"pidfile {self.pidfile}",
+            f"logfile {self.log_dir / 'redis.log'}", "daemonize no",
+            # Durable queue: every acknowledged write is in the AOF; fsync once a
+            # second (the window docs/guarantees.md states) unless configured otherwise.
+            "appendonly yes", f"appendfsync {self.appendfsync}", 'save ""',
+            # Only keys with a TTL may be evicted, shortest TTL first: cache entries.
+            # The queue, pending writes, receipts and idempotency keys have none.
+            f"maxmemory {self.maxmemory}", "maxmemory-policy volatile-ttl", "maxmemory-samples 10",
+            "maxclients 10000",
+        ]
+        if self.password:
+            lines += [f"requirepass {_redis_quote(self.password)}", f"masterauth {_redis_quote(self.password)}"]
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.conf.chmod(0o600)
 
     def command(self):
-        """redis-server with every setting on the command line (no system config)."""
-        return [
-            shutil.which("redis-server") or "/usr/bin/redis-server",
-            "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.datadir), "--pidfile", str(self.pidfile),
-            "--logfile", str(self.log_dir / "redis.log"), "--daemonize", "no",
-            # Durable queue: every acknowledged write is in the AOF; fsync once a
-            # second (the window the README states) unless configured otherwise.
-            "--appendonly", "yes", "--appendfsync", self.appendfsync,
-            "--save", "",
-            # Only keys with a TTL may be evicted: cache entries and receipts go
-            # first (shortest TTL first); the queue and pending writes never do.
-            "--maxmemory", self.maxmemory, "--maxmemory-policy", "volatile-ttl",
-            "--maxclients", "10000",
-        ]
+        """redis-server with its own config file (the system's is not read)."""
+        return [shutil.which("redis-server") or "/usr/bin/redis-server", str(self.conf)]
 
     def ping(self):
         """True on a literal PONG (a loading server answers LOADING)."""
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                if self.password:
+                    s.sendall(_resp("AUTH", self.password))
+                    if not s.recv(64).startswith(b"+OK"):
+                        return False
                 s.sendall(b"PING\r\n")
                 return s.recv(64).startswith(b"+PONG")
         except OSError:
             return False
 
     def url(self, db=0):
-        """The REDIS_URL of this server."""
-        return f"redis://127.0.0.1:{self.port}/{db}"
+        """The REDIS_URL of this server (with its password)."""
+        from urllib.parse import quote
+
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+
+
+def _redis_quote(text):
+    """A value for redis.conf, in double quotes."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _resp(*args):
+    """A command in Redis's wire protocol."""
+    out = f"*{len(args)}\r\n".encode()
+    for arg in args:
+        data = arg.encode()
+        out += f"${len(data)}\r\n".encode() + data + b"\r\n"
+    return out

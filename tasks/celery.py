@@ -18,10 +18,10 @@ from celery.signals import (
     worker_process_init,
 )
 
-from webapp.config import load_settings
+from webapp.config import ConfigError, load_settings
 from webapp.logs import JSONFormatter
 from webapp.storage.services import Services
-from webapp.storage.startup import check_connection_budget
+from webapp.storage.startup import check_servers
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,17 @@ def _forget_inherited_connections(**_: Any) -> None:
 
 @worker_init.connect
 def _prepare_worker(**_: Any) -> None:
-    """Refuse to start if the MySQL connection budget cannot fit; lower the drain's CPU priority.
+    """Refuse unsafe servers or a budget that cannot fit (exit 3); lower the drain's CPU priority.
 
     The drain is background work: where it shares CPUs with the web server, a
     burst of requests should get them first (the queue absorbs the writes) and
     the drain catches up as soon as the burst eases. Pool processes inherit it.
     """
-    check_connection_budget(services.settings)
+    try:
+        check_servers(services.settings)
+    except ConfigError as err:
+        log.critical("spillway: %s", err)
+        raise SystemExit(3) from None  # Celery logs and ignores an Exception from a signal handler
     if services.settings.worker_nice:
         lower_priority(services.settings.worker_nice)
 

@@ -12,8 +12,14 @@ One batch. Entries are read from the Stream with XREADGROUP (up to
 WRITE_BATCH_MAX records, or whatever arrived within WRITE_FLUSH_INTERVAL),
 written in one transaction (writer.py), and only after COMMIT acknowledged.
 Entries a dead worker held are taken over (XAUTOCLAIM) once idle for
-WRITE_CLAIM_IDLE. If MySQL is away the batch is retried with backoff and
-stays unacknowledged.
+WRITE_CLAIM_IDLE. If MySQL is away or refuses the batch for a reason of its
+own, the batch is retried with backoff, stays unacknowledged, and the trouble
+is reported (/readyz, /metrics).
+
+A full Redis. Acknowledging, leases and heartbeats work at maxmemory (their
+scripts may), but publishing the successor task does not: a task that cannot
+hand over keeps draining itself, for up to HANDOVER_PATIENCE, so the memory
+its acknowledgements free lets the hand-over through.
 """
 import logging
 import os
@@ -34,6 +40,9 @@ from webapp.storage.stream import Entry
 
 log = logging.getLogger(__name__)
 
+HANDOVER_PATIENCE = 300.0  # seconds a task keeps draining while it cannot publish its successor
+_SUMMED = ("rows", "items", "events", "dead", "batches", "retries")
+
 
 class Drainer:
     """One drain task's work: read batches, write them, acknowledge them."""
@@ -53,6 +62,7 @@ class Drainer:
         self.result: dict[str, Any] = {"slot": slot, "rows": 0, "items": 0, "events": 0, "dead": 0, "batches": 0,
                                        "lag_ms_max": 0, "lag_ms_avg": 0, "retries": 0, "status": "ok"}
         self._lag_total = 0
+        self._in_trouble = False
 
     def alive(self) -> bool:
         """Renew the slot lease and heartbeat; False if the slot is lost or the worker stops."""
@@ -136,6 +146,11 @@ class Drainer:
                 break
             except Transient as err:
                 self.result["retries"] += 1
+                self._in_trouble = True
+                try:
+                    self.leases.trouble(str(err))
+                except Exception as report_err:  # reporting must not stop the retry
+                    log.warning("drain: could not report trouble (%s)", report_err)
                 if time.monotonic() + pause >= self.deadline:
                     log.warning("drain: MySQL unavailable (%s); %d records stay queued", err, len(records))
                     self.result["status"] = "mysql unavailable"
@@ -156,6 +171,9 @@ class Drainer:
             field = f"lag_le_{bucket(lag, LAG_BUCKETS_MS)}"
             stats[field] = stats.get(field, 0) + 1
         self.stream.ack(batch, frozenset(dead), stats)
+        if self._in_trouble:
+            self._in_trouble = False
+            self.leases.clear_trouble()
         self._lag_total += sum(lags)
         self.result["lag_ms_max"] = max(self.result["lag_ms_max"], max(lags))
         self.result["rows"] += rows
@@ -166,17 +184,48 @@ class Drainer:
         return True
 
 
-@app.task(name="spillway.drain", acks_late=True, reject_on_worker_lost=True)
+# Past the soft limit a task raises inside; past the hard one its process is replaced. Either
+# way its entries stay unacknowledged and are reclaimed after WRITE_CLAIM_IDLE.
+_LIMIT = int(services.settings.drain_task_seconds + services.settings.db_write_timeout + HANDOVER_PATIENCE + 30)
+
+
+@app.task(name="spillway.drain", acks_late=True, reject_on_worker_lost=True, soft_time_limit=_LIMIT,
+          time_limit=_LIMIT + 30)
 def drain(slot: int, token: str) -> dict[str, Any]:
     """Drain the write queue for DRAIN_TASK_SECONDS in one slot, then hand the slot on."""
     leases = Leases(services.redis)
     if not leases.renew(slot, token, RUNNING_LEASE):
         return {"slot": slot, "status": "stale: the slot was given to another task"}
-    result = Drainer(services, slot, token, services.settings.drain_task_seconds).run()
-    if result["status"] != "slot lost":  # hand on (a stopping worker's successor waits in the queue)
-        leases.renew(slot, token, QUEUED_LEASE)
-        drain.apply_async((slot, token), expires=QUEUED_LEASE)
-    return result
+    started = time.monotonic()
+    total: dict[str, Any] = {}
+    while True:
+        result = Drainer(services, slot, token, services.settings.drain_task_seconds).run()
+        total = _merged(total, result)
+        if result["status"] == "slot lost":
+            return total
+        try:  # hand on (a stopping worker's successor waits in the queue for another worker)
+            leases.renew(slot, token, QUEUED_LEASE)
+            drain.apply_async((slot, token), expires=QUEUED_LEASE)
+            return total
+        except Exception as err:  # Redis full (or away): keep draining here, which frees memory
+            if time.monotonic() - started > HANDOVER_PATIENCE or result["status"] == "worker shutting down":
+                log.error("drain: could not hand slot %d on (%s); the keeper will start it again", slot, err)
+                total["status"] = "could not hand over"
+                return total
+            log.warning("drain: could not hand slot %d on (%s); draining on in this task", slot, err)
+            leases.renew(slot, token, RUNNING_LEASE)
+
+
+def _merged(total: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """Two rounds' results as one (sums, maxima, the latest status)."""
+    if not total:
+        return dict(result)
+    merged = {**result, **{k: total[k] + result[k] for k in _SUMMED}}
+    merged["lag_ms_max"] = max(total["lag_ms_max"], result["lag_ms_max"])
+    merged["seconds"] = round(total["seconds"] + result["seconds"], 3)
+    merged["lag_ms_avg"] = round((total["lag_ms_avg"] * total["rows"] + result["lag_ms_avg"] * result["rows"])
+                                 / merged["rows"]) if merged["rows"] else 0
+    return merged
 
 
 app.steps["worker"].add(DrainKeeper)

@@ -1,8 +1,12 @@
-"""The drain keeper: in each worker's main process, start a drain task for every free slot, once a second.
+"""The drain keeper: in each worker's main process, once a second, start a drain task for every free slot.
 
-No beat process: any worker host restarts missing slots, so nothing runs on one host only.
+It also does the queue's housekeeping: receipts and idempotency keys whose
+time is up are deleted (they carry no TTL, so Redis never evicts them early),
+and consumers left by dead worker processes are forgotten. No beat process:
+every worker host runs a keeper, so nothing runs on one host only.
 """
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -10,6 +14,11 @@ from celery import bootsteps
 
 from tasks.celery import services
 from tasks.leases import QUEUED_LEASE, Leases
+from webapp.storage import keys
+from webapp.storage.redis_client import load_script
+
+EXPIRE_BATCH = 500  # receipts and idempotency keys deleted per tick, at most
+CONSUMER_IDLE_S = 600.0  # a consumer idle this long, holding nothing, belongs to a dead process
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +31,7 @@ class DrainKeeper(bootsteps.StartStopStep):
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
         self.tref: Any = None
+        self.next_prune = 0.0
 
     def start(self, worker: Any) -> None:
         """Begin ticking."""
@@ -34,7 +44,7 @@ class DrainKeeper(bootsteps.StartStopStep):
             self.tref = None
 
     def tick(self) -> None:
-        """Reserve free slots and start their tasks; a Redis outage only skips a tick."""
+        """Reserve free slots and start their tasks, then housekeeping; a Redis outage only skips a tick."""
         from tasks.drain import drain
 
         try:
@@ -43,3 +53,17 @@ class DrainKeeper(bootsteps.StartStopStep):
                 drain.apply_async((slot, f"{token}:{slot}"), expires=QUEUED_LEASE)
         except Exception as err:  # the timer must keep running; the next tick retries
             log.warning("drain keeper: could not start drain tasks (%s)", err)
+        try:
+            self.housekeeping()
+        except Exception as err:
+            log.warning("drain keeper: housekeeping failed (%s)", err)
+
+    def housekeeping(self) -> None:
+        """Delete receipts and idempotency keys past their time; forget dead consumers once a minute."""
+        expire = load_script(services.redis, "expire")
+        expire(keys=[keys.EXPIRY], args=[int(time.time() * 1000), EXPIRE_BATCH])
+        if time.monotonic() >= self.next_prune:
+            self.next_prune = time.monotonic() + 60
+            gone = services.stream.forget_idle_consumers(CONSUMER_IDLE_S)
+            if gone:
+                log.info("forgot %d idle drain consumers", len(gone), extra={"fields": {"consumers": gone}})

@@ -2,11 +2,15 @@
 
 At most DRAIN_CONCURRENCY drain tasks run at once across every worker host:
 each holds a slot lease (lua/slots.lua) that it renews between batches. A
-worker killed with SIGKILL stops renewing; its slot frees when the lease runs out.
+worker killed with SIGKILL stops renewing; its slot frees when the lease runs
+out. The script may write when Redis is full (allow-oom), so a full Redis never
+stops the drain that would empty it.
 """
 import os
 import socket
 import time
+from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -19,8 +23,17 @@ STOPPING_TTL = 300
 
 
 def worker_name(pid: int | None = None) -> str:
-    """host:pid of a Celery worker's main process (this one's by default)."""
-    return f"{socket.gethostname()}:{pid or os.getpid()}"
+    """host:pid:start of a process (this one's by default): unique per process, across restarts.
+
+    The start time (clock ticks since boot, from /proc) tells apart two processes
+    that got the same pid, as a container restarted with the same pid does.
+    """
+    pid = pid or os.getpid()
+    try:
+        start = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[19]
+    except (OSError, IndexError):
+        start = "0"
+    return f"{socket.gethostname()}:{pid}:{start}"
 
 
 class Leases:
@@ -28,27 +41,35 @@ class Leases:
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
-        self._slots = load_script(client, "slots")
+        self._script = load_script(client, "slots")
+
+    def _call(self, *args: Any) -> Any:
+        return self._script(keys=[keys.SLOTS, keys.ALIVE], args=list(args))
 
     def reserve(self, count: int, token: str, lease_s: float) -> list[int]:
         """Reserve every free slot of `count` for `token`; return the slot numbers."""
-        return [int(n) for n in self._slots(keys=[keys.SLOTS], args=["reserve", count, token, int(lease_s * 1000)])]
+        return [int(n) for n in self._call("reserve", count, token, int(lease_s * 1000))]
 
     def renew(self, slot: int, token: str, lease_s: float) -> bool:
         """Extend a slot lease; False if the token no longer holds it."""
-        return bool(self._slots(keys=[keys.SLOTS], args=["renew", slot, token, int(lease_s * 1000)]))
+        return bool(self._call("renew", slot, token, int(lease_s * 1000)))
 
     def heartbeat(self, consumer: str) -> None:
         """Record that this drain consumer is alive (for /readyz)."""
         now_ms = int(time.time() * 1000)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zadd(keys.ALIVE, {consumer: now_ms})
-        pipe.zremrangebyscore(keys.ALIVE, "-inf", now_ms - 3600_000)
-        pipe.execute()
+        self._call("beat", consumer, now_ms, now_ms - 3600_000)
 
     def mark_stopping(self, worker: str) -> None:
         """Flag a Celery worker (worker_name()) as shutting down."""
-        self.redis.set(keys.stopping(worker), 1, ex=STOPPING_TTL)
+        self._call("stop", keys.stopping(worker), STOPPING_TTL)
+
+    def trouble(self, error: str) -> None:
+        """Report that a batch waits for MySQL to take it (counted; shown in /readyz and /metrics)."""
+        self._call("trouble", keys.TROUBLE, keys.STATS, error[:500], int(time.time() * 1000))
+
+    def clear_trouble(self) -> None:
+        """A batch went through after trouble."""
+        self._call("clear", keys.TROUBLE)
 
     def stopping(self, worker: str) -> bool:
         """True if that worker is shutting down."""

@@ -1,11 +1,12 @@
 """One batch into MySQL: one transaction, one multi-row statement per table, dead letters for rejects.
 
 Applying a batch twice changes nothing: item rows only move to higher
-versions, events are keyed by their version. If MySQL rejects a record, the
-batch is split in halves until that record is alone; it goes to dead_letters
-with the reason, and the rest is written. Errors that say nothing about the
-records (the server is away, locked, read-only...) raise Transient instead:
-the batch stays queued and is retried.
+versions, events are keyed by their version. Blame is placed narrowly: only
+MySQL rejecting a record's own data (DATA_ERRORS) sends it to dead_letters; the
+batch is split in halves until that record is alone, and the rest is written.
+Every other error is the server's (a killed query, a statement or lock timeout,
+a full table or disk, a read-only server, a lost connection, anything unknown):
+it raises Transient, the batch stays queued and is retried with backoff.
 """
 import logging
 from collections.abc import Sequence
@@ -21,9 +22,22 @@ from webapp.storage.sql import items as items_sql
 
 log = logging.getLogger(__name__)
 
-# MySQL errors that say nothing about the records (locks, a broken schema,
-# privileges, a read-only server): retried, never dead-lettered.
-RETRY_ERRORS = {1205, 1213, 1044, 1045, 1046, 1049, 1054, 1064, 1142, 1146, 1227, 1290, 1792, 1836}
+# MySQL errors that reject a record's own data: the only ones that dead-letter it.
+DATA_ERRORS = {
+    1048,  # ER_BAD_NULL_ERROR: column cannot be null
+    1062,  # ER_DUP_ENTRY: a unique constraint (beyond the keys the upserts expect)
+    1264,  # ER_WARN_DATA_OUT_OF_RANGE
+    1265,  # WARN_DATA_TRUNCATED (an error in strict mode)
+    1292,  # ER_TRUNCATED_WRONG_VALUE: incorrect date/time or number
+    1300,  # ER_INVALID_CHARACTER_STRING
+    1366,  # ER_TRUNCATED_WRONG_VALUE_FOR_FIELD: incorrect string or integer value
+    1406,  # ER_DATA_TOO_LONG
+    1451, 1452,  # a foreign key constraint
+    1644,  # ER_SIGNAL_EXCEPTION: a trigger's SIGNAL
+    1690,  # ER_DATA_OUT_OF_RANGE
+    3819,  # ER_CHECK_CONSTRAINT_VIOLATED (MySQL)
+    4025,  # ER_CONSTRAINT_FAILED: a CHECK constraint (MariaDB)
+}
 
 
 class Transient(Exception):
@@ -59,12 +73,11 @@ def write(db: Database, records: Sequence[Queued], dead: Sequence[tuple[int, str
         con.commit()
 
 
-def is_transient(err: Exception) -> bool:
-    """True if a MySQL error is about the server, not the records."""
-    if isinstance(err, Unavailable):
-        return True
-    code = err.args[0] if err.args else 0
-    return is_connection_error(err) or code in RETRY_ERRORS
+def is_data_error(err: Exception) -> bool:
+    """True only if MySQL rejected the data of the records it was given (see DATA_ERRORS)."""
+    if not isinstance(err, pymysql.err.Error) or is_connection_error(err):
+        return False
+    return bool(err.args) and err.args[0] in DATA_ERRORS
 
 
 def apply(db: Database, records: Sequence[Queued], dead: dict[int, str]) -> None:
@@ -73,8 +86,8 @@ def apply(db: Database, records: Sequence[Queued], dead: dict[int, str]) -> None
         write(db, records)
         return
     except (pymysql.err.Error, Unavailable) as err:
-        if is_transient(err):
-            raise Transient(str(err)) from err
+        if not is_data_error(err):
+            raise Transient(describe(err)) from err
         failure = err
     if len(records) > 1:
         middle = len(records) // 2
@@ -82,10 +95,17 @@ def apply(db: Database, records: Sequence[Queued], dead: dict[int, str]) -> None
         apply(db, records[middle:], dead)
         return
     record = records[0]
-    reason = f"MySQL error {failure.args[0]}: {failure.args[1] if len(failure.args) > 1 else failure}"
+    reason = describe(failure)
     try:
         write(db, [], dead=[deadletters.row(record, kind(record), reason)])
     except (pymysql.err.Error, Unavailable) as err:
-        raise Transient(f"cannot store a dead letter: {err}") from err
+        raise Transient(f"cannot store a dead letter: {describe(err)}") from err
     log.error("dead-lettered record %s of write %s: %s", record.version, record.write_id, reason)
     dead[record.version] = reason
+
+
+def describe(err: Exception) -> str:
+    """'MySQL error 1406: Data too long ...' (or the storage error's text)."""
+    if isinstance(err, pymysql.err.Error) and len(err.args) > 1:
+        return f"MySQL error {err.args[0]}: {err.args[1]}"
+    return f"{type(err).__name__}: {err}"

@@ -4,6 +4,7 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 
 _EPOCH = datetime(1970, 1, 1)
+MAX_US = 253402300800 * 1_000_000  # 10000-01-01: past MySQL's DATETIME range
 _US = timedelta(microseconds=1)
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
@@ -34,7 +35,7 @@ def parse_rfc3339(text: str) -> int:
     year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
     dt = datetime(year, month, day, hour, minute, second, int(fraction), tzinfo=tz)
     us = (dt.astimezone(UTC).replace(tzinfo=None) - _EPOCH) // _US
-    if not 0 <= us < 253402300800 * 1_000_000:  # DATETIME range: year 1970..9999
+    if not 0 <= us < MAX_US:  # DATETIME range: year 1970..9999
         raise ValueError("must be between 1970 and 9999")
     return us
 

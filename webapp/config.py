@@ -3,7 +3,7 @@
 Flask, gunicorn.conf.py, celeryconfig.py, the drain and the bootstrap all call
 load_settings(), so one variable means the same thing to every process.
 Every setting is declared once below with its default and a line of doc; the
-README's configuration table is checked against this list by a test.
+docs/configuration.md's table is checked against this list by a test.
 """
 import dataclasses
 import os
@@ -39,6 +39,7 @@ class Settings:
     redis_url: str = setting("REDIS_URL", "", "Redis for the write queue, cache and receipts; unset: `make run` starts a private server", True)
     redis_timeout: float = setting("REDIS_TIMEOUT", 2.0, "seconds a request waits for Redis before answering 503")
     redis_pool_size: int = setting("REDIS_POOL_SIZE", 64, "Redis connections per web worker process")
+    redis_unsafe_ok: bool = setting("REDIS_UNSAFE_OK", False, "`true`: start even if Redis could lose or evict queued writes (no AOF, an `allkeys-*` eviction policy); logged at every start")
     # --- MySQL connection pool ----------------------------------------------
     db_pool_size: int = setting("DB_POOL_SIZE", 8, "MySQL connections per web worker process (the pool's bound)")
     db_pool_timeout: float = setting("DB_POOL_TIMEOUT", 2.0, "seconds a request waits for a pooled connection before 503 `pool_timeout`")
@@ -52,12 +53,15 @@ class Settings:
     cache_ttl: float = setting("CACHE_TTL", 3600.0, "seconds a persisted item stays cached")
     cache_ttl_jitter: float = setting("CACHE_TTL_JITTER", 0.1, "fraction of CACHE_TTL taken off at random, so entries do not expire together")
     negative_cache_ttl: float = setting("NEGATIVE_CACHE_TTL", 5.0, "seconds a 404 from MySQL is cached")
+    replica_cache_ttl: float = setting("REPLICA_CACHE_TTL", 30.0, "seconds an item read from MYSQL_REPLICA_URL stays cached (a lagging replica's old row does not stay for CACHE_TTL)")
     # --- API ------------------------------------------------------------------
     api_keys: str = setting("API_KEYS", "", "comma-separated bearer keys for writes; `make run` generates one into .env", True)
     reads_require_key: bool = setting("READS_REQUIRE_KEY", False, "`true`: reads need a bearer key too")
     max_body_bytes: int = setting("MAX_BODY_BYTES", 1048576, "largest request body, chunked bodies included (413 above)")
+    body_read_timeout: float = setting("BODY_READ_TIMEOUT", 10.0, "seconds a client has to send its whole request body (408 after); bodies are read before a request takes any shared capacity")
     write_rate_limit: str = setting("WRITE_RATE_LIMIT", "", "per-API-key write rate, e.g. `100/second`, `6000/minute`; empty: off")
     write_queue_high_water: int = setting("WRITE_QUEUE_HIGH_WATER", 500000, "queued records past which writes answer 503 `backpressure`")
+    write_queue_high_water_bytes: int = setting("WRITE_QUEUE_HIGH_WATER_BYTES", 268435456, "queued bytes past which writes answer 503 `backpressure` (an item counts twice: queue and pending cache entry); at most half of Redis's `maxmemory`, checked at start")
     receipt_ttl: float = setting("RECEIPT_TTL", 90000.0, "seconds a write receipt is kept (at least 24 h)")
     # --- the drain ------------------------------------------------------------
     write_batch_max: int = setting("WRITE_BATCH_MAX", 1000, "most records written by one multi-row upsert")
@@ -86,7 +90,9 @@ class Settings:
     var_dir: str = setting("VAR_DIR", str(ROOT / "var"), "runtime files: private servers, logs, pid files, metrics")
     private_mysql_port: int = setting("PRIVATE_MYSQL_PORT", 3307, "port of the private MariaDB `make run` starts")
     private_redis_port: int = setting("PRIVATE_REDIS_PORT", 6380, "port of the private Redis `make run` starts")
-    private_redis_appendfsync: str = setting("PRIVATE_REDIS_APPENDFSYNC", "everysec", "`everysec` or `always`: when the private Redis fsyncs its AOF (see Guarantees)")
+    private_redis_maxmemory: int = setting("PRIVATE_REDIS_MAXMEMORY", 2147483648, "bytes of memory the private Redis may use (its `maxmemory`)")
+    private_redis_password: str = setting("PRIVATE_REDIS_PASSWORD", "", "password of the private Redis; `make run` generates it into .env")
+    private_redis_appendfsync: str = setting("PRIVATE_REDIS_APPENDFSYNC", "everysec", "`everysec` or `always`: when the private Redis fsyncs its AOF (see docs/guarantees.md)")
 
     # --- derived values -------------------------------------------------------
     @property
@@ -219,11 +225,20 @@ class MySQLTarget:
         return bool(self.unix_socket) or self.host in ("127.0.0.1", "localhost", "::1")
 
 
+def masked(url: str) -> str:
+    """A URL with its password replaced by *** (for messages and banners)."""
+    scheme, sep, rest = url.partition("://")
+    auth, at, where = rest.rpartition("@")
+    if not sep or not at or ":" not in auth:
+        return url
+    return f"{scheme}{sep}{auth.split(':', 1)[0]}:***@{where}"
+
+
 def parse_mysql_url(url: str, env: str = "MYSQL_URL") -> MySQLTarget:
     """Parse mysql://user:pass@host:port/db (or ?unix_socket=/path) into a MySQLTarget."""
     parts = urlsplit(url)
     if parts.scheme not in ("mysql", "mariadb", "mysql+pymysql") or not parts.path.strip("/"):
-        raise ConfigError(f"{env} must look like mysql://user:password@host:3306/database, got {url!r}")
+        raise ConfigError(f"{env} must look like mysql://user:password@host:3306/database, got {masked(url)!r}")
     query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
     return MySQLTarget(
         host=parts.hostname or "127.0.0.1",

@@ -59,6 +59,14 @@ class MethodNotAllowed(APIError):
     status, code, message = 405, "method_not_allowed", "This method is not allowed here."
 
 
+class RequestTimeout(APIError):
+    status, code = 408, "request_timeout"
+    message = "The request body did not arrive within BODY_READ_TIMEOUT; nothing was queued."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"Connection": "close"})
+
+
 class Conflict(APIError):
     status, code = 409, "idempotency_conflict"
     message = "This Idempotency-Key was already used with a different request body."

@@ -4,6 +4,7 @@ Request lines are appended to a buffer and written out twice a second (or
 when 64 KiB have gathered): one write per request costs a system call, and
 under supervisord a pipe read in another process, thousands of times a second.
 """
+import atexit
 import json
 import logging
 import os
@@ -66,6 +67,7 @@ class LineBuffer:
             self._pid = os.getpid()
             self._flusher = threading.Thread(target=self._flush_forever, daemon=True, name="log-flush")
             self._flusher.start()
+            atexit.register(self.flush)  # a worker that exits writes out what it holds
         with self._lock:
             self._lines.append(line)
             self._size += len(line)

@@ -70,6 +70,14 @@ class ClusterCollector:
                                 stats["oldest_age_s"])
         yield GaugeMetricFamily("spillway_drain_workers_alive", "Drain processes that reported in the last 30 s",
                                 stats["alive"])
+        yield GaugeMetricFamily("spillway_write_queue_bytes", "Bytes of queued writes (items count twice)",
+                                stats["bytes"])
+        yield GaugeMetricFamily("spillway_drain_retrying", "1 while a batch waits out a MySQL server error",
+                                1 if stats["trouble"] else 0)
+        yield CounterMetricFamily("spillway_drain_retries", "Batch attempts MySQL refused for a reason of its own",
+                                  counters.get("retries", 0))
+        yield GaugeMetricFamily("spillway_redis_memory_used_bytes", "Redis used_memory", stats["memory"]["used"])
+        yield GaugeMetricFamily("spillway_redis_memory_max_bytes", "Redis maxmemory (0: none)", stats["memory"]["max"])
         persisted = CounterMetricFamily("spillway_records_persisted_total", "Records written to MySQL", labels=["kind"])
         dead = CounterMetricFamily("spillway_records_dead_lettered_total", "Records MySQL rejected", labels=["kind"])
         for kind in ("items", "events"):

@@ -7,6 +7,8 @@ processes, so rollbacks would not help.
 """
 import os
 import shutil
+import subprocess
+import time
 
 import pymysql
 import pytest
@@ -182,3 +184,37 @@ def runner(app):
 def auth():
     """Headers of an authorised JSON write."""
     return {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+
+
+@pytest.fixture()
+def scratch_redis():
+    """Factory: a second redis-server with the given settings (an unsafe or failing server); stopped after."""
+    started = []
+
+    def start(*args, password=None):
+        port = free_port()
+        data = VAR / f"scratch-redis-{port}"
+        data.mkdir(parents=True)
+        argv = [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                "--dir", str(data), "--save", "", *args]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        started.append((proc, data))
+        client = redis_lib.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis_lib.RedisError:
+                time.sleep(0.05)
+        client.close()
+        return f"redis://127.0.0.1:{port}/0", data
+
+    yield start
+    for proc, data in started:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:  # a server that cannot write its files refuses to shut down
+            proc.kill()
+            proc.wait(5)
+        shutil.rmtree(data, ignore_errors=True)

@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 import requests
 
-from deploy.processes import ROOT
+from deploy.processes import ROOT, wait_for
 from webapp import clock
 
 VAR = ROOT / "var" / "test"
@@ -14,6 +14,47 @@ MYSQL_PORT = int(os.environ.get("TEST_MYSQL_PORT", 13307))
 REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", 16380))
 API_KEY = "test-key-1"
 OTHER_KEY = "test-key-2"
+STREAM, DEPTH = "spillway:queue", "spillway:queue:depth"
+HEADERS = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+FAST = {"WRITE_CLAIM_IDLE": 3, "DRAIN_TASK_SECONDS": 2}  # quick reclaim and handover in tests
+
+
+def post(web, path, body, **kwargs):
+    """POST a JSON body with the test key."""
+    return requests.post(web.url + path, data=json.dumps(body), headers=HEADERS, timeout=30, **kwargs)
+
+
+def post_items(web, items):
+    """POST /api/v1/items with (key, data) pairs."""
+    return post(web, "/api/v1/items", {"items": [{"key": k, "data": d} for k, d in items]})
+
+
+def wait_drained(rds, timeout=90):
+    """Wait until every queued record has been acknowledged."""
+    wait_for(lambda: int(rds.get(DEPTH) or 0) == 0 and rds.xlen(STREAM) == 0, timeout=timeout,
+             interval=0.2, message="the queue to drain")
+
+
+def wait_receipt(web, write_id, timeout=60):
+    """Wait until a receipt is no longer queued; return it."""
+    def settled():
+        receipt = get(f"{web.url}/api/v1/writes/{write_id}").json()
+        return receipt if receipt["status"] != "queued" else None
+    return wait_for(settled, timeout=timeout, interval=0.2, message=f"write {write_id} to settle")
+
+
+def mysql_items(db):
+    """{key: data} of every live item row."""
+    with db.cursor() as cur:
+        cur.execute("SELECT k, data FROM items WHERE deleted = 0")
+        return {k: json.loads(d) for k, d in cur.fetchall()}
+
+
+def scalar(db, sql, args=()):
+    """The first column of the first row of a query."""
+    with db.cursor() as cur:
+        cur.execute(sql, args)
+        return cur.fetchone()[0]
 
 
 def item_url(base, key):

@@ -7,9 +7,8 @@ from webapp.server.coalesce import RedisCoalescer
 
 
 @pytest.fixture()
-def coalescer(rds):
-    port = rds.connection_pool.connection_kwargs["port"]
-    pool = redis.ConnectionPool.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=2)
+def coalescer(rds, settings):
+    pool = redis.ConnectionPool.from_url(settings.redis_url, socket_timeout=2)
     rds.hset("h", mapping={"a": 1, "b": 2})
     rds.set("s", "string")
     yield RedisCoalescer(pool)

@@ -1,30 +1,28 @@
-"""`make run` end to end: deploy/run.py with the real supervisord.conf, on its own ports and var/."""
+"""`make run` end to end: deploy/run.py with the real supervisord.conf, on its own ports and var/.
+
+Stops cleanly however it is stopped (Ctrl-C, SIGHUP, a vanished stdout), finds
+what an earlier run left, and heals a private server that crashed.
+"""
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
+from dotenv import dotenv_values
 
 from deploy.processes import ROOT, free_port, wait_for
+from deploy.run import stack_processes
 from tests.e2e.helpers import MYSQL_PORT, REDIS_PORT, VAR
 from webapp.config import documented_settings
 
-
-def descendants(pid):
-    """Every process below pid."""
-    found = []
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return found
-    for child in map(int, children):
-        found += [child, *descendants(child)]
-    return found
+RUN_VAR = VAR / "make-run"
 
 
 def answers(url, **kwargs):
@@ -35,72 +33,227 @@ def answers(url, **kwargs):
         return False
 
 
-def alive(pid):
+class MakeRun:
+    """deploy/run.py in its own process group, as a terminal runs `make run`."""
+
+    def __init__(self, tmp_path, stdout=None):
+        self.env_file = tmp_path / ".env"
+        self.port, self.flower_port = free_port(), free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        names = {env for env, _, _ in documented_settings()}
+        env = {k: v for k, v in os.environ.items() if k not in names}
+        env.update(SPILLWAY_ENV_FILE=str(self.env_file), VAR_DIR=str(RUN_VAR), PORT=str(self.port),
+                   FLOWER_PORT=str(self.flower_port), PRIVATE_MYSQL_PORT=str(MYSQL_PORT + 10),
+                   PRIVATE_REDIS_PORT=str(REDIS_PORT + 10), WEB_WORKERS="1", WORKER_CONCURRENCY="1",
+                   DRAIN_TASK_SECONDS="2", WRITE_CLAIM_IDLE="3", PYTHONUNBUFFERED="1")
+        self.env = env
+        self.out_path = tmp_path / f"run-{time.monotonic_ns()}.out"
+        self.out = open(self.out_path, "wb")  # noqa: SIM115 - the child writes it until stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", "deploy.run"], cwd=ROOT, env=env,
+                                     stdout=stdout or self.out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output(self):
+        return self.out_path.read_text(errors="replace")
+
+    def wait_up(self):
+        wait_for(lambda: "Spillway is up." in self.output() or self.proc.poll() is not None, timeout=120,
+                 message="the banner")
+        assert "Spillway is up." in self.output(), self.output()[-3000:]
+
+    def settings(self):
+        """The .env `make run` wrote."""
+        return dotenv_values(self.env_file)
+
+    def key(self):
+        return self.settings()["API_KEYS"].split(",")[0]
+
+    def ctl(self, *args):
+        ctl = [str(Path(sys.executable).parent / "supervisorctl"), "-c", str(RUN_VAR / "run" / "supervisorctl.conf")]
+        return subprocess.run([*ctl, *args], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+
+    def stop_with(self, sig, timeout=30):
+        """Signal the whole group (as a terminal does); return the seconds until everything stopped."""
+        started = time.monotonic()
+        os.killpg(self.proc.pid, sig)
+        self.proc.wait(60)
+        wait_for(lambda: not stack_processes(RUN_VAR.resolve()), timeout=60, message="every process to stop")
+        return time.monotonic() - started
+
+    def close(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        servers = [int(p.read_text()) for p in (RUN_VAR / "run").glob("*.pid") if p.read_text().strip().isdigit()]
+        servers = [pid for pid in servers if _cwd_in(pid, RUN_VAR)]  # a stale pid file may name another process
+        for pid in [*stack_processes(RUN_VAR.resolve()), *servers]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.out.close()
+
+
+def _cwd_in(pid, directory):
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
+        return Path(f"/proc/{pid}/cwd").resolve().is_relative_to(directory.resolve())
     except OSError:
         return False
 
 
-def test_make_run_brings_everything_up_restarts_the_dead_and_ctrl_c_stops_it_all(tmp_path):
-    var = VAR / "make-run"
-    shutil.rmtree(var, ignore_errors=True)
-    env_file = tmp_path / ".env"
-    port, flower_port = free_port(), free_port()
-    names = {env for env, _, _ in documented_settings()}
-    env = {k: v for k, v in os.environ.items() if k not in names}
-    env.update(SPILLWAY_ENV_FILE=str(env_file), VAR_DIR=str(var), PORT=str(port), FLOWER_PORT=str(flower_port),
-               PRIVATE_MYSQL_PORT=str(MYSQL_PORT + 10), PRIVATE_REDIS_PORT=str(REDIS_PORT + 10),
-               WEB_WORKERS="1", WORKER_CONCURRENCY="1", PYTHONUNBUFFERED="1")
-    out = open(tmp_path / "run.out", "wb")  # noqa: SIM115 - the child writes it until the test ends
-    run = subprocess.Popen([sys.executable, "-m", "deploy.run"], cwd=ROOT, env=env, stdout=out,
-                           stderr=subprocess.STDOUT, start_new_session=True)  # its own group, like a terminal
-    pids = set()
-    try:
-        wait_for(lambda: b"Spillway is up." in (tmp_path / "run.out").read_bytes(), timeout=120,
-                 message="the banner")
-        banner = (tmp_path / "run.out").read_text()
-        key = re.search(r"API key\s+(\S+)", banner).group(1)
-        assert key and f"API_KEYS={key}" in env_file.read_text()  # generated into the .env file
-        base = f"http://127.0.0.1:{port}"
-        assert requests.get(base + "/readyz", timeout=10).status_code == 200
-        r = requests.post(base + "/api/v1/items", headers={"Authorization": f"Bearer {key}"}, timeout=10,
-                          json={"items": [{"key": "hello", "data": {"n": 1}}]})
-        assert r.status_code == 202
-        assert requests.get(base + "/api/v1/items/hello", timeout=10).json()["data"] == {"n": 1}
-        flower_auth = tuple(re.search(r"FLOWER_BASIC_AUTH=(\S+)", env_file.read_text()).group(1).split(":", 1))
-        wait_for(lambda: answers(f"http://127.0.0.1:{flower_port}/api/workers", auth=flower_auth), timeout=30,
-                 message="Flower")
-        pids = {run.pid, *descendants(run.pid)}
-        servers = [int(p.read_text()) for p in (var / "run").glob("*.pid") if p.name in ("mariadb.pid", "redis.pid")]
-        pids |= set(servers)
-        assert len(servers) == 2
-        # supervisord started without CRIT lines, and supervisorctl works as the docs write it (no environment).
-        assert b"CRIT" not in (tmp_path / "run.out").read_bytes()
-        assert "CRIT" not in (var / "log" / "supervisord.log").read_text()
-        ctl = [str(Path(sys.executable).parent / "supervisorctl"), "-c", str(var / "run" / "supervisorctl.conf")]
-        bare = {"PATH": "/usr/bin:/bin"}
-        status = subprocess.run([*ctl, "status"], env=bare, capture_output=True, text=True)
-        assert all(f"{name} " in status.stdout for name in ("web", "worker", "flower")), status.stdout + status.stderr
-        # A program that dies is restarted by supervisord.
-        web = int(subprocess.run([*ctl, "pid", "web"], env=bare, capture_output=True, text=True, check=True).stdout)
-        os.kill(web, signal.SIGKILL)
-        wait_for(lambda: subprocess.run([*ctl, "pid", "web"], env=bare, capture_output=True, text=True).stdout.strip()
-                 not in ("", "0", str(web)), timeout=30, message="supervisord to restart the web program")
-        wait_for(lambda: answers(base + "/healthz"), timeout=30, message="the web server to be restarted")
-        pids |= set(descendants(run.pid))
-        # Ctrl-C: the terminal sends SIGINT to the whole foreground group.
-        started = time.monotonic()
-        os.killpg(run.pid, signal.SIGINT)
-        run.wait(60)
-        assert time.monotonic() - started < 30
-        assert run.returncode == 0
-        assert not [p for p in pids if alive(p)]
-    finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait(10)
-        for pid in pids:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        out.close()
+@pytest.fixture()
+def make_run(tmp_path):
+    """Factory: start `make run` (deploy/run.py); everything it started is gone afterwards."""
+    shutil.rmtree(RUN_VAR, ignore_errors=True)
+    runs = []
+
+    def start(**kwargs):
+        run = MakeRun(tmp_path, **kwargs)
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        run.close()
+
+
+def test_make_run_brings_everything_up_restarts_the_dead_and_ctrl_c_stops_it_all(make_run):
+    run = make_run()
+    run.wait_up()
+    settings = run.settings()
+    key = run.key()
+    assert settings["API_KEYS"] and settings["FLOWER_BASIC_AUTH"] and settings["PRIVATE_REDIS_PASSWORD"]
+    assert answers(run.base + "/readyz")
+    r = requests.post(run.base + "/api/v1/items", headers={"Authorization": f"Bearer {key}"}, timeout=10,
+                      json={"items": [{"key": "hello", "data": {"n": 1}}]})
+    assert r.status_code == 202
+    assert requests.get(run.base + "/api/v1/items/hello", timeout=10).json()["data"] == {"n": 1}
+    wait_for(lambda: answers(f"http://127.0.0.1:{run.flower_port}/api/workers",
+                             auth=tuple(settings["FLOWER_BASIC_AUTH"].split(":", 1))), timeout=30, message="Flower")
+    # No secret in the banner, on any process's command line, or in a file others can read.
+    secrets = [key, settings["PRIVATE_REDIS_PASSWORD"], settings["FLOWER_BASIC_AUTH"].split(":", 1)[1],
+               (RUN_VAR / "mariadb.password").read_text().strip()]
+    banner = run.output()
+    assert not [s for s in secrets if s in banner]
+    for pid in stack_processes(RUN_VAR.resolve()):
+        command = Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+        assert not [s for s in secrets if s in command], command
+    assert oct(RUN_VAR.stat().st_mode & 0o777) == "0o700"
+    # supervisord started without CRIT lines; supervisorctl works as the docs write it (no environment).
+    assert "CRIT" not in banner and "CRIT" not in (RUN_VAR / "log" / "supervisord.log").read_text()
+    status = run.ctl("status").stdout
+    for name in ("mariadb", "redis", "web", "worker", "flower"):
+        assert re.search(rf"^{name}\s+RUNNING", status, re.M), status
+    # A program that dies is restarted by supervisord.
+    web = int(run.ctl("pid", "web").stdout)
+    os.kill(web, signal.SIGKILL)
+    wait_for(lambda: run.ctl("pid", "web").stdout.strip() not in ("", "0", str(web)), timeout=30,
+             message="supervisord to restart the web program")
+    wait_for(lambda: answers(run.base + "/healthz"), timeout=30, message="the web server to be restarted")
+    # Ctrl-C: the terminal sends SIGINT to the whole foreground group.
+    assert run.stop_with(signal.SIGINT) < 30
+    assert run.proc.returncode == 0
+
+
+class Writers:
+    """Threads posting 24-item batches until stopped; they remember what got a 202."""
+
+    def __init__(self, base, key, threads=50):
+        self.base, self.key = base, key
+        self.accepted, self.refused, self.last_ok = {}, 0, time.monotonic()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.write, args=(n,)) for n in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def write(self, n):
+        session = requests.Session()
+        i = 0
+        while not self.stop.is_set():
+            items = [{"key": f"w{n:02d}-{i:05d}-{j:02d}", "data": {"n": n, "i": i, "j": j}} for j in range(24)]
+            try:
+                r = session.post(self.base + "/api/v1/items", json={"items": items}, timeout=10,
+                                 headers={"Authorization": f"Bearer {self.key}"})
+            except requests.RequestException:
+                r = None
+            with self.lock:
+                if r is not None and r.status_code == 202:
+                    self.accepted[r.json()["write_id"]] = items
+                    self.last_ok = time.monotonic()
+                else:
+                    self.refused += 1
+            i += 1
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+
+@pytest.mark.parametrize("server", ["redis", "mariadb"])
+def test_a_crashed_private_server_is_back_within_seconds_and_every_202_lands(make_run, server):
+    run = make_run()
+    run.wait_up()
+    writers = Writers(run.base, run.key())
+    time.sleep(2)
+    pid = int((RUN_VAR / "run" / f"{server}.pid").read_text())
+    os.kill(pid, signal.SIGKILL)  # a crash: the OOM killer, a bug
+    killed = time.monotonic()
+    wait_for(lambda: writers.last_ok > killed + 1, timeout=30, message="writes to be accepted again")
+    back_after = writers.last_ok - killed
+    time.sleep(2)
+    writers.finish()
+    assert back_after < 15, back_after  # with no restart of anything but the server
+    assert writers.accepted
+    # Every 202 reaches MySQL, exactly once.
+    with requests.Session() as s:
+        def persisted():
+            return all(s.get(f"{run.base}/api/v1/writes/{w}", timeout=10).json()["status"] == "persisted"
+                       for w in list(writers.accepted)[-50:])
+        wait_for(persisted, timeout=120, interval=1, message="the drain to persist the writes")
+    out = subprocess.run(["mariadb", f"--defaults-file={RUN_VAR / 'mariadb.cnf'}", "--user=root", "--batch",
+                          "--skip-column-names", "spillway"], input="SELECT k FROM items WHERE k LIKE 'w%';",
+                         capture_output=True, text=True, check=True).stdout.split()
+    expected = {item["key"] for items in writers.accepted.values() for item in items}
+    assert expected <= set(out)
+    assert run.stop_with(signal.SIGINT) < 30
+
+
+def test_the_terminal_closed_sighup_stops_everything_within_30_s(make_run):
+    run = make_run()
+    run.wait_up()
+    assert len(stack_processes(RUN_VAR.resolve())) >= 5
+    assert run.stop_with(signal.SIGHUP) < 30
+
+
+def test_a_vanished_stdout_stops_everything_within_30_s(make_run):
+    reader, writer = os.pipe()
+    run = make_run(stdout=writer)  # `make run | tee log`
+    os.close(writer)
+    tee = open(reader, "rb")  # noqa: SIM115 - closed below: the reader (tee) goes away
+    wait_for(lambda: b"Spillway is up." in tee.read1(65536), timeout=120, message="the banner")
+    tee.close()  # tee killed
+    started = time.monotonic()
+    run.proc.wait(60)
+    wait_for(lambda: not stack_processes(RUN_VAR.resolve()), timeout=60, message="every process to stop")
+    assert time.monotonic() - started < 30
+
+
+def test_a_second_run_names_a_live_one_and_a_later_run_stops_what_a_crashed_one_left(make_run):
+    first = make_run()
+    first.wait_up()
+    second = make_run()
+    assert second.proc.wait(60) == 1
+    assert "already running from this checkout" in second.output()
+    # The first run crashes: run.py and supervisord are killed, their programs and servers keep running.
+    left = [*stack_processes(RUN_VAR.resolve()), int((RUN_VAR / "run" / "redis.pid").read_text())]
+    supervisord = int((RUN_VAR / "run" / "supervisord.pid").read_text())
+    os.kill(first.proc.pid, signal.SIGKILL)
+    os.kill(supervisord, signal.SIGKILL)
+    time.sleep(0.5)
+    assert len(stack_processes(RUN_VAR.resolve())) >= 5  # orphans: web, worker, flower, MariaDB, Redis
+    third = make_run()
+    third.wait_up()  # not a crash loop on the taken ports
+    assert "left by an earlier run of this checkout" in third.output()
+    assert not [pid for pid in left if pid in stack_processes(RUN_VAR.resolve())]
+    assert third.stop_with(signal.SIGINT) < 30

@@ -95,3 +95,10 @@ def test_worker_logs_one_json_line_per_drain_task(web, start_worker):
     assert tasks[-1]["task"] == "spillway.drain"
     # Celery's own log lines are JSON too: none in its plain "[2026-..." format.
     assert not [line for line in worker.log().splitlines() if line.startswith("[20")]
+
+
+def test_request_lines_still_buffered_are_written_when_a_worker_exits(fresh, start_web):
+    web = start_web()
+    assert get(item_url(web.url, "last-words"), headers={"X-Request-ID": "written-at-exit"}).status_code == 404
+    web.stop()  # at once: before the half-second flush (before: the line was lost)
+    assert '"written-at-exit"' in web.log()

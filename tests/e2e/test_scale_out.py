@@ -7,7 +7,7 @@ import pymysql
 import pytest
 import requests
 
-from deploy.bootstrap import DATABASE, DB_USER, _private_password
+from deploy.bootstrap import DATABASE, DB_USER, _secret_file
 from deploy.processes import wait_for
 from deploy.servers import MariaDB
 from tests.e2e.helpers import API_KEY, MYSQL_PORT, VAR, get, item_url, put_row
@@ -46,7 +46,7 @@ def test_two_web_servers_and_two_workers_lose_and_double_nothing(fresh, start_we
         cur.execute("SELECT COUNT(*), COUNT(DISTINCT data) FROM events")
         assert cur.fetchone() == (12 * 40, 12 * 40)
     # Both workers drained: each has a pool process among the Stream group's consumers.
-    consumer_pids = {int(c["name"].decode().rsplit(":", 1)[1]) for c in rds.xinfo_consumers("spillway:queue", "drain")}
+    consumer_pids = {int(c["name"].decode().split(":")[1]) for c in rds.xinfo_consumers("spillway:queue", "drain")}
     assert all(consumer_pids & set(w.children()) for w in workers)
 
 
@@ -55,7 +55,7 @@ def replica(settings):
     """A second MariaDB standing in for a replica (replication itself is MariaDB's job, not tested here)."""
     server = MariaDB(VAR / "replica", MYSQL_PORT + 1, max_connections=100)
     server.start()
-    password = _private_password(VAR / "replica")
+    password = _secret_file(VAR / "replica", "mariadb.password")
     server.ensure_database(DATABASE, DB_USER, password)
     url = server.url(DATABASE, DB_USER, password)
     apply_schema(dataclasses.replace(settings, mysql_url=url))

@@ -4,7 +4,7 @@ from flask import Blueprint, Response, request
 from webapp.api.auth import require_key, require_read_key
 from webapp.api.request import PEEKED, idempotency, json_body, path_key, storage
 from webapp.api.responses import accepted, item_json, json_response
-from webapp.api.schemas import ItemListQuery, ItemsIn, NoQuery, decode_cursor, encode_cursor, parse, parse_query
+from webapp.api.schemas import ItemListQuery, ItemsIn, NoQuery, decode_cursor, encode_cursor, is_key, parse, parse_query
 from webapp.errors import ItemNotFound
 from webapp.jsonio import dumps
 from webapp.storage.records import Item
@@ -27,7 +27,9 @@ def get_item(_key: str) -> Response:
 
 
 def _is_key_cursor(position: object) -> bool:
-    return isinstance(position, dict) and isinstance(position.get("k"), str) and len(position) == 1
+    """{"k": a key as the API accepts keys}: anything else was not issued by us."""
+    return (isinstance(position, dict) and len(position) == 1 and isinstance(position.get("k"), str)
+            and is_key(position["k"]))
 
 
 @bp.get("")

@@ -3,7 +3,7 @@
 Request bodies come from the pydantic models that validate them, so the two
 cannot drift; responses, parameters and headers are declared here. Tests
 check that every route is documented and fuzz the live server against this
-document with schemathesis (tests/test_openapi.py).
+document with schemathesis (tests/e2e/test_openapi.py).
 """
 from webapp.api.schemas import LEVELS, MAX_BATCH, EventsIn, ItemsIn
 

@@ -36,17 +36,20 @@ def readyz() -> Response:
         checks["mysql"] = api_error(err).code
     try:
         stats = svc.queue.stats(timeout=min(1.0, svc.settings.redis_timeout))
-        checks["redis"] = "ok"
-        checks["queue"] = {"depth": stats["depth"], "oldest_age_s": stats["oldest_age_s"]}
+        # Full: Redis is at maxmemory with nothing it may evict; reads serve, writes get 503.
+        checks["redis"] = "full" if stats["memory"]["full"] else "ok"
+        checks["queue"] = {"depth": stats["depth"], "bytes": stats["bytes"], "oldest_age_s": stats["oldest_age_s"]}
         checks["workers"] = {"alive": stats["alive"]}
+        trouble = stats["trouble"]
+        checks["drain"] = {"retrying": trouble is not None, **(trouble or {})}
     except StorageError as err:
         checks["redis"] = api_error(err).code
-    down = [name for name in ("mysql", "redis") if checks[name] != "ok"]
+    down = [name for name in ("mysql", "redis") if checks[name] not in ("ok", "full")]
     if down:
         body = {"status": "unavailable", "down": down, "checks": checks}
         return json_response(body, 503, {"Retry-After": "5"})
-    status = "ok" if checks["workers"]["alive"] > 0 else "degraded"
-    return json_response({"status": status, "checks": checks})
+    healthy = checks["workers"]["alive"] > 0 and checks["redis"] == "ok" and not checks["drain"]["retrying"]
+    return json_response({"status": "ok" if healthy else "degraded", "checks": checks})
 
 
 @bp.get("/metrics")

@@ -175,6 +175,11 @@ def parse_query(model, args):
     return parse(model, args.to_dict())
 
 
+def is_key(key: str) -> bool:
+    """True for a key the API accepts: 1 to 255 characters, no control characters."""
+    return 1 <= len(key) <= 255 and not _CONTROL.search(key)
+
+
 def key_or_error(key):
     """Check an item key taken from a URL path; raise ValidationFailed if it is not valid."""
     if not 1 <= len(key) <= 255:

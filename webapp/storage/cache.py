@@ -112,8 +112,13 @@ class ItemCache:
         give_up = time.monotonic() + self.settings.db_pool_timeout + self.settings.db_query_timeout
         pause = 0.005
         while True:
-            with self._bounded():
-                got = self.redis.set(lock, token, nx=True, px=self._lock_ms)
+            try:
+                with self._bounded():
+                    got = self.redis.set(lock, token, nx=True, px=self._lock_ms)
+            except CacheUnavailable as err:
+                if not err.full:
+                    raise
+                return self._load_uncached(key)  # Redis is full: serve the row, cache nothing
             if got:
                 return self._load_locked(key, lock, token)
             time.sleep(pause)
@@ -128,11 +133,17 @@ class ItemCache:
             if time.monotonic() > give_up:
                 raise DatabaseUnavailable("MySQL did not answer in time")
 
+    def _load_uncached(self, key: str) -> CacheEntry:
+        """The row from MySQL, not cached (Redis cannot take it now)."""
+        CACHE_LOAD.inc()
+        row = self.reads.run(lambda con: items_sql.get(con, key))
+        return CacheEntry(0, None, 0) if row is None else CacheEntry(row[0], row[1], row[2])
+
     def _load_locked(self, key: str, lock: str, token: str) -> CacheEntry:
         """Read the row from MySQL and cache it; publish a failure to waiters."""
         CACHE_LOAD.inc()
         try:
-            row = self.reads.run(lambda con: items_sql.get(con, key))
+            row, from_replica = self.reads.run_where(lambda con: items_sql.get(con, key))
         except StorageError as err:
             failure = "!pool_timeout" if isinstance(err, PoolTimeout) else "!database_unavailable"
             with self._bounded():
@@ -143,10 +154,18 @@ class ItemCache:
             ttl_ms = int(self.settings.negative_cache_ttl * 1000)
         else:
             version, data, updated_us = row
-            ttl_ms = jittered_ms(self.settings.cache_ttl, self.settings.cache_ttl_jitter)
-        with self._bounded():
-            raw = self._fill(keys=[keys.item(key), lock],
-                             args=[version, data if data is not None else "", updated_us, ttl_ms, token])
+            ttl = self.settings.cache_ttl
+            if from_replica:  # a lagging replica's old row must not stay cached for an hour
+                ttl = min(ttl, self.settings.replica_cache_ttl)
+            ttl_ms = jittered_ms(ttl, self.settings.cache_ttl_jitter)
+        try:
+            with self._bounded():
+                raw = self._fill(keys=[keys.item(key), lock],
+                                 args=[version, data if data is not None else "", updated_us, ttl_ms, token])
+        except CacheUnavailable as err:
+            if not err.full:
+                raise
+            return CacheEntry(version, data, updated_us)  # Redis is full: serve the row, cache nothing
         return CacheEntry.parse(raw)  # type: ignore[return-value]
 
     def warm(self, rows: Iterable[tuple[str, str, int, int]], chunk: int = 1000) -> int:

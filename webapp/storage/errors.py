@@ -28,7 +28,9 @@ class PoolTimeout(Unavailable):
 
 
 class RedisUnavailable(Unavailable):
-    """Redis is down, hung, or cannot take the command now."""
+    """Redis is down, hung, or cannot take the command now; full: it is out of memory (OOM)."""
+
+    full = False
 
 
 class QueueUnavailable(RedisUnavailable):

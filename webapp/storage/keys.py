@@ -5,16 +5,20 @@ an argument), so this module is the one place that names them:
 
   queue               the Stream: one entry per accepted write, with all its records
   queue:depth         queued records (not entries), for backpressure and /readyz
+  queue:bytes         queued bytes (an item counts twice: Stream and pending entry)
   queue:unreadable    entries the drain could not parse, set aside with the reason
   version             the last version given to a record
   write:<id>          a write's receipt (hash), kept RECEIPT_TTL
   idem:<key id>:<h>   an Idempotency-Key seen for an API key, kept 24 h
+  expiry              sorted set: receipt or idempotency key -> when to delete it (ms);
+                      they carry no TTL, so that Redis can never evict them early
   rate:<key id>       GCRA state of an API key's write rate
   item:<key>          an item's cache entry (below)
   lock:<key>          the cross-process loader lock of an item
   drain:alive         sorted set: drain consumer -> last heartbeat (ms)
   drain:slot:<n>      lease of drain slot n (tasks/leases.py)
   drain:stopping:<w>  a Celery worker that is shutting down
+  drain:trouble       the server error a batch is waiting out (error, since_ms, at_ms)
   stats               the drain's counters for /metrics
 """
 from dataclasses import dataclass
@@ -23,11 +27,14 @@ PREFIX = "spillway:"
 STREAM = PREFIX + "queue"
 GROUP = "drain"
 DEPTH = PREFIX + "queue:depth"
+BYTES = PREFIX + "queue:bytes"
+EXPIRY = PREFIX + "expiry"
 UNREADABLE = PREFIX + "queue:unreadable"
 VERSION = PREFIX + "version"
 ALIVE = PREFIX + "drain:alive"
 SLOTS = PREFIX + "drain:slot:"
 STATS = PREFIX + "stats"
+TROUBLE = PREFIX + "drain:trouble"
 ITEM = PREFIX + "item:"
 
 

@@ -133,19 +133,19 @@ class Database:
         return self._pool
 
     @contextmanager
-    def connection(self, timeout: float | None = None) -> Iterator[Any]:
+    def connection(self, timeout: float | None = None, pool_timeout: float | None = None) -> Iterator[Any]:
         """Lend a connection for one unit of work, within the configured bounds.
 
-        Raises PoolTimeout if none is free within DB_POOL_TIMEOUT and
-        DatabaseUnavailable if MySQL cannot be reached or does not answer within
-        `timeout` (default: the pool's read timeout).
+        Raises PoolTimeout if none is free within `pool_timeout` (default
+        DB_POOL_TIMEOUT) and DatabaseUnavailable if MySQL cannot be reached or
+        does not answer within `timeout` (default: the pool's read timeout).
         """
         pool = self._ensure_pool()
         self.breaker.check()
         slots = self._slots
         if not slots.acquire(blocking=False):
             POOL_WAIT.inc()
-            if not slots.acquire(timeout=self.pool_timeout):
+            if not slots.acquire(timeout=self.pool_timeout if pool_timeout is None else pool_timeout):
                 POOL_TIMEOUT.inc()
                 raise PoolTimeout("every pooled MySQL connection is busy", retry_after=1)
         con = None
@@ -187,7 +187,11 @@ def _discard(con: Any) -> None:
 
 
 class Reads:
-    """Where reads go: the replica if there is one, falling back to the primary when it fails."""
+    """Where reads go: the replica if there is one, falling back to the primary when it fails.
+
+    Both tries together stay within one read's bound (DB_POOL_TIMEOUT +
+    DB_QUERY_TIMEOUT): the replica gets half of each, the primary what is left.
+    """
 
     def __init__(self, primary: Database, replica: Database | None) -> None:
         self.primary = primary
@@ -195,11 +199,21 @@ class Reads:
 
     def run(self, fn: Callable[[Any], T]) -> T:
         """fn(connection) on the replica if there is one, else (or if it fails) on the primary."""
-        if self.replica is not None:
-            try:
-                with self.replica.connection() as con:
-                    return fn(con)
-            except Unavailable as err:
-                log.warning("replica unavailable (%s); reading from the primary", err)
-        with self.primary.connection() as con:
-            return fn(con)
+        return self.run_where(fn)[0]
+
+    def run_where(self, fn: Callable[[Any], T]) -> tuple[T, bool]:
+        """(fn(connection), True if the replica answered)."""
+        if self.replica is None:
+            with self.primary.connection() as con:
+                return fn(con), False
+        p = self.primary
+        started = time.monotonic()
+        try:
+            with self.replica.connection(timeout=p.read_timeout / 2, pool_timeout=p.pool_timeout / 2) as con:
+                return fn(con), True
+        except Unavailable as err:
+            log.warning("replica unavailable (%s); reading from the primary", err)
+        left = p.pool_timeout + p.read_timeout - (time.monotonic() - started)
+        wait = max(0.05, min(p.pool_timeout, left / 2))
+        with p.connection(timeout=max(0.1, left - wait), pool_timeout=wait) as con:
+            return fn(con), False

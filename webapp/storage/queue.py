@@ -23,7 +23,9 @@ from webapp.storage.records import Record, kind_of, pack
 from webapp.storage.redis_client import bounded, load_script
 
 ALIVE_WINDOW_MS = 30_000  # a drain that has not beaten for this long counts as dead
+TROUBLE_WINDOW_MS = 30_000  # a drain retrying a server error reported it within this
 IDEMPOTENCY_TTL = 24 * 3600
+CLOCK_CHECK_S = 10.0  # how often a web worker measures its clock against Redis's
 
 
 def new_write_id() -> str:
@@ -56,6 +58,8 @@ class WriteQueue:
         self.settings = settings
         self._timebox = timebox
         self._accept = load_script(client, "accept")
+        self._offset_us = 0
+        self._offset_checked = -CLOCK_CHECK_S
         rate = settings.write_rate
         # GCRA: one request per `interval` us, bursts of up to `limit` requests.
         self._rate = (int(rate[1] * 1_000_000 / rate[0]), rate[0]) if rate else None
@@ -71,9 +75,6 @@ class WriteQueue:
         kind = kind_of(records)
         write_id = new_write_id()
         timeout = self.settings.redis_timeout
-        # The script refuses to run after this moment: by then this request has
-        # answered 503, and a late-arriving command must not queue it anyway.
-        deadline_us = int((time.time() + timeout) * 1_000_000) - 50_000
         idem = ""
         if idempotency_key is not None:
             digest = hashlib.sha256(idempotency_key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
@@ -82,11 +83,15 @@ class WriteQueue:
         if self._rate:
             rate_key = keys.rate(key_id)
             interval, burst = self._rate
-        script_keys = [keys.STREAM, keys.DEPTH, keys.VERSION, keys.receipt(write_id), idem, rate_key]
-        args: list[Any] = [write_id, kind, len(records), pack(records), self.settings.write_queue_high_water,
-                deadline_us, request_hash, interval, burst, int(self.settings.receipt_ttl), IDEMPOTENCY_TTL,
-                keys.ITEM]
+        script_keys = [keys.STREAM, keys.DEPTH, keys.VERSION, keys.receipt(write_id), idem, rate_key, keys.BYTES,
+                       keys.EXPIRY]
         with bounded(QueueUnavailable, self._timebox, timeout):
+            # The script refuses to run after this moment, in Redis's clock: by then this
+            # request has answered 503, and a late-arriving command must not queue it anyway.
+            deadline_us = int((time.time() + timeout) * 1_000_000) + self._redis_clock_offset_us() - 50_000
+            args: list[Any] = [write_id, kind, len(records), pack(records), self.settings.write_queue_high_water,
+                               deadline_us, request_hash, interval, burst, int(self.settings.receipt_ttl),
+                               IDEMPOTENCY_TTL, keys.ITEM, self.settings.write_queue_high_water_bytes]
             result = self._accept(keys=script_keys, args=args)
         status = result[0].decode()
         if status == "ok":
@@ -101,6 +106,21 @@ class WriteQueue:
             raise Backpressure(retry_after=5)
         raise QueueUnavailable("Redis ran the accept script after the client's deadline")
 
+    def _redis_clock_offset_us(self) -> int:
+        """Redis's clock minus this host's, in us (measured every CLOCK_CHECK_S; 0 until known).
+
+        The accept script compares the client's deadline with Redis's clock, so a web
+        host whose clock is behind would otherwise see every write expire.
+        """
+        now = time.monotonic()
+        if now >= self._offset_checked + CLOCK_CHECK_S:
+            self._offset_checked = now
+            before = time.time()
+            seconds, micros = self.redis.time()
+            after = time.time()
+            self._offset_us = seconds * 1_000_000 + micros - int((before + after) / 2 * 1_000_000)
+        return self._offset_us
+
     def receipt(self, write_id: str) -> dict[str, str] | None:
         """A write's receipt as stored, or None."""
         with bounded(CacheUnavailable, self._timebox, self.settings.redis_timeout):
@@ -108,18 +128,33 @@ class WriteQueue:
         return {k.decode(): v.decode() for k, v in fields.items()} or None  # type: ignore[union-attr]
 
     def stats(self, timeout: float | None = None) -> dict[str, Any]:
-        """{"depth": queued records, "oldest_age_s": age of the oldest entry, "alive": drains}."""
+        """The queue and the drain at a glance, for /readyz and /metrics.
+
+        {"depth": queued records, "bytes": queued bytes, "oldest_age_s": age of the oldest
+        entry, "alive": drain processes, "trouble": None or {"error", "for_s"} while a
+        batch waits out a server error, "memory": {"used", "max", "full"}}.
+        """
         now_ms = int(time.time() * 1000)
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(keys.DEPTH)
+        pipe.get(keys.BYTES)
         pipe.xrange(keys.STREAM, count=1)
         pipe.zcount(keys.ALIVE, now_ms - ALIVE_WINDOW_MS, "+inf")
+        pipe.hgetall(keys.TROUBLE)
+        pipe.info("memory")
         with bounded(CacheUnavailable, self._timebox, timeout or self.settings.redis_timeout):
-            depth, first, alive = pipe.execute()
+            depth, size, first, alive, trouble, memory = pipe.execute()
         oldest = 0.0
         if first:
             oldest = max(0.0, (now_ms - int(first[0][0].split(b"-")[0])) / 1000)
-        return {"depth": int(depth or 0), "oldest_age_s": round(oldest, 3), "alive": int(alive)}
+        report = None
+        if trouble and now_ms - int(trouble.get(b"at_ms", 0)) < TROUBLE_WINDOW_MS:
+            report = {"error": trouble[b"error"].decode(errors="replace"),
+                      "for_s": round((now_ms - int(trouble[b"since_ms"])) / 1000, 1)}
+        used, limit = int(memory["used_memory"]), int(memory.get("maxmemory", 0))
+        return {"depth": int(depth or 0), "bytes": int(size or 0), "oldest_age_s": round(oldest, 3),
+                "alive": int(alive), "trouble": report,
+                "memory": {"used": used, "max": limit, "full": 0 < limit <= used}}
 
     def counters(self) -> dict[str, int]:
         """The drain's counters kept in Redis (records persisted and dead, batches, lag buckets)."""

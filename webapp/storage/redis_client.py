@@ -52,15 +52,24 @@ def load_script(client: redis.Redis, name: str) -> Script:
     return client.register_script((LUA_DIR / f"{name}.lua").read_text())
 
 
-# Server states in which Redis cannot take a command right now (not bugs).
-_UNAVAILABLE_REPLIES = ("OOM", "LOADING", "MASTERDOWN", "BUSY", "READONLY", "NOREPLICAS")
+# Error replies that mean "not now": the server is full, loading, failing to write its
+# AOF, a replica that lost its primary or refuses writes, or busy with a script.
+# redis-py strips the first word from some of them (OOM, LOADING, MASTERDOWN,
+# READONLY) into the exception class and status_code, so all three are checked.
+UNAVAILABLE_REPLIES = ("OOM", "LOADING", "MASTERDOWN", "MISCONF", "BUSY", "READONLY", "NOREPLICAS", "TRYAGAIN")
+_UNAVAILABLE_CLASSES = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError,
+                        redis.exceptions.OutOfMemoryError, redis.exceptions.BusyLoadingError,
+                        redis.exceptions.MasterDownError, redis.exceptions.TryAgainError)
 
 
 def is_unavailable(err: Exception) -> bool:
-    """True if a Redis error means the server is down, slow, full or read-only."""
-    if isinstance(err, (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)):
+    """True if a Redis error means the server cannot take the command now (down, slow, full, read-only)."""
+    if isinstance(err, _UNAVAILABLE_CLASSES):
         return True
-    return isinstance(err, redis.ResponseError) and str(err).startswith(_UNAVAILABLE_REPLIES)
+    if not isinstance(err, redis.ResponseError):
+        return False
+    code = getattr(err, "status_code", None) or str(err).split(" ", 1)[0]
+    return code in UNAVAILABLE_REPLIES  # the whole first word: BUSYGROUP is not BUSY
 
 
 @contextmanager
@@ -75,4 +84,6 @@ def bounded(error: type[RedisUnavailable], timebox: Timebox, seconds: float) -> 
         if not is_unavailable(err):
             raise
         log.warning("redis unavailable: %s", err)
-        raise error(str(err)) from err
+        failure = error(str(err))
+        failure.full = isinstance(err, redis.exceptions.OutOfMemoryError)
+        raise failure from err

@@ -1,15 +1,21 @@
-"""Start-up checks and set-up: the MySQL connection budget and the schema.
+"""Start-up checks and set-up: the servers are safe to use, the MySQL connection budget, the schema.
 
-gunicorn's master and every Celery worker check the budget before they start,
-so the connections of all processes together never exceed max_connections.
+gunicorn's master and every Celery worker run check_servers() before they start:
+a Redis that could lose or evict queued writes is refused (unless
+REDIS_UNSAFE_OK=true, logged at every start), a MySQL that may lose commits
+is warned about, and the connections of all processes together must fit
+MySQL's max_connections.
 """
 import logging
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pymysql
+import redis
 
 from webapp.config import ConfigError, Settings
 from webapp.storage.mysql import connect_kwargs
+from webapp.storage.redis_client import connect
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,86 @@ def connection_budget(settings: Settings) -> tuple[int, str]:
 
 class BudgetError(ConfigError):
     """The stack could open more MySQL connections than the server allows."""
+
+
+class UnsafeServer(ConfigError):
+    """A server is set up so that accepted writes could be lost; the message names the setting."""
+
+
+def check_servers(settings: Settings) -> None:
+    """Every start-up check: Redis safety, MySQL durability, the connection budget. Raises ConfigError."""
+    check_redis(settings)
+    check_mysql_durability(settings)
+    check_connection_budget(settings)
+
+
+def redis_problems(settings: Settings, client: redis.Redis) -> list[str]:
+    """What makes this Redis unsafe for queued writes, one sentence each (empty: safe)."""
+    persistence = client.info("persistence")
+    memory = client.info("memory")
+    problems = []
+    if not int(persistence.get("aof_enabled", 0)):
+        problems.append("appendonly is no, so a Redis restart loses every queued write: set appendonly yes")
+    policy = str(memory.get("maxmemory_policy", ""))
+    if policy != "noeviction" and not policy.startswith("volatile-"):
+        problems.append(f"maxmemory-policy is {policy}, which may evict queued writes: "
+                        "use noeviction or a volatile-* policy")
+    return problems
+
+
+def check_redis(settings: Settings) -> None:
+    """Refuse a Redis that could lose or evict queued writes; warn if it cannot be reached."""
+    if not settings.redis_url:
+        return
+    where = _where(settings.redis_url)
+    client = connect(settings, blocking=False, pool_size=2)
+    try:
+        problems = redis_problems(settings, client)
+        limit = int(client.info("memory").get("maxmemory", 0))
+    except redis.RedisError as err:
+        log.warning("Redis safety not checked: %s unreachable (%s)", where, err)
+        return
+    finally:
+        client.close()
+    if limit and settings.write_queue_high_water_bytes * 2 > limit:
+        raise UnsafeServer(
+            f"WRITE_QUEUE_HIGH_WATER_BYTES {settings.write_queue_high_water_bytes} is more than half of the "
+            f"maxmemory of Redis at {where} ({limit}), so queued writes alone could fill it: lower it or raise "
+            "maxmemory")
+    if not problems:
+        return
+    if settings.redis_unsafe_ok:
+        for problem in problems:
+            log.warning("REDIS_UNSAFE_OK=true: using Redis at %s although its %s", where, problem)
+        return
+    raise UnsafeServer(f"refusing Redis at {where}: its {'; its '.join(problems)} "
+                       "(or set REDIS_UNSAFE_OK=true to use it anyway)")
+
+
+def check_mysql_durability(settings: Settings) -> None:
+    """Warn when MySQL may lose committed batches (the drain acknowledges after COMMIT)."""
+    if not settings.mysql_url:
+        return
+    try:
+        con = pymysql.connect(**connect_kwargs(settings.mysql_url, settings, 5))
+    except pymysql.err.Error as err:
+        log.warning("MySQL durability not checked: unreachable (%s)", err)
+        return
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT @@innodb_flush_log_at_trx_commit")
+            value = int(cur.fetchone()[0])
+    finally:
+        con.close()
+    if value != 1:
+        log.warning("MySQL has innodb_flush_log_at_trx_commit=%d: a crash of its host can lose up to a "
+                    "second of committed batches, which the drain has already acknowledged; set it to 1", value)
+
+
+def _where(url: str) -> str:
+    """host:port of a server URL, never its password."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or ''}".rstrip(":")
 
 
 def check_connection_budget(settings: Settings, url: str | None = None) -> tuple[int, int] | None:

@@ -1,9 +1,10 @@
 """The durable write queue, drain side: read entries in a consumer group, take over stale ones, acknowledge.
 
 An entry's fields: w write id, k kind (items|events), n record count, v the
-first record's version (records get v, v+1, ...), t acceptance time (us), r the
-records (records.pack). lua/ack.lua acknowledges entries after COMMIT: XACK and
-XDEL, the receipt, the depth, the stats, and the cache entries' TTLs.
+first record's version (records get v, v+1, ...), t acceptance time (us), b the
+bytes it counts against WRITE_QUEUE_HIGH_WATER_BYTES, r the records
+(records.pack). lua/ack.lua acknowledges entries after COMMIT: XACK and XDEL,
+the receipt, the counters, the stats, and the cache entries' TTLs.
 """
 import logging
 from collections.abc import Iterable
@@ -32,6 +33,7 @@ class Entry:
     version: int
     accepted_us: int
     records: list[Record]
+    size: int = 0
 
     @classmethod
     def parse(cls, entry_id: bytes, fields: dict[bytes, bytes]) -> "Entry":
@@ -45,6 +47,7 @@ class Entry:
             version=int(fields[b"v"]),
             accepted_us=int(fields[b"t"]),
             records=unpack(kind, fields[b"r"]),
+            size=int(fields.get(b"b", 0)),
         )
         if len(entry.records) != entry.count:
             raise ValueError(f"{len(entry.records)} records where the entry says {entry.count}")
@@ -62,6 +65,8 @@ class Stream:
         self.redis = client
         self.settings = settings
         self._ack = load_script(client, "ack")
+        self._prune = load_script(client, "prune")
+        self._claim_from = "0-0"  # where XAUTOCLAIM goes on from, across calls
 
     def ensure_group(self) -> None:
         """Create the consumer group (from the Stream's start, so nothing queued is skipped)."""
@@ -92,15 +97,25 @@ class Stream:
         return entries
 
     def set_aside(self, entry_id: bytes, fields: dict[bytes, bytes], reason: str) -> None:
-        """Move an unreadable entry to queue:unreadable, acknowledge it, mark its receipt dead."""
+        """Move an unreadable entry to queue:unreadable, acknowledge it, mark its receipt dead.
+
+        Its pending cache entries are dropped where their keys can still be read, so
+        reads see MySQL again instead of a write that will never be persisted.
+        """
         log.error("write queue entry %s is unreadable and was set aside: %s", entry_id, reason)
         self.redis.xadd(keys.UNREADABLE, {**fields, b"entry": entry_id, b"reason": reason})  # type: ignore[dict-item]
         write_id = fields.get(b"w", b"").decode(errors="replace")
         count = int(fields[b"n"]) if fields.get(b"n", b"").isdigit() else 0
+        size = int(fields[b"b"]) if fields.get(b"b", b"").isdigit() else 0
         kind = fields.get(b"k", b"items").decode(errors="replace")
-        self._ack(keys=[keys.STREAM, keys.DEPTH, keys.STATS],
+        drop: list[Any] = []
+        if kind == "items" and fields.get(b"v", b"").isdigit():
+            for i, key in enumerate(_readable_keys(fields.get(b"r", b""))):
+                if key:
+                    drop += [keys.item(key), int(fields[b"v"]) + i, 0]
+        self._ack(keys=[keys.STREAM, keys.DEPTH, keys.STATS, keys.BYTES],
                   args=[keys.GROUP, 1, "unreadable_entries", 1, entry_id, keys.receipt(write_id), count, count,
-                        kind, 0])
+                        kind, size, len(drop) // 3, *drop])
 
     def read_own_pending(self, consumer: str, count: int) -> list[Entry]:
         """Entries delivered to this consumer earlier and not yet acknowledged."""
@@ -114,13 +129,23 @@ class Stream:
         """Take over entries another consumer has held longer than WRITE_CLAIM_IDLE."""
         idle_ms = int(self.settings.write_claim_idle * 1000)
         try:
-            reply: Any = self.redis.xautoclaim(keys.STREAM, keys.GROUP, consumer, idle_ms, "0-0", count=count)
+            reply: Any = self.redis.xautoclaim(keys.STREAM, keys.GROUP, consumer, idle_ms, self._claim_from,
+                                               count=count)
         except redis.ResponseError as err:
             if "NOGROUP" not in str(err):
                 raise
             self.ensure_group()
             return []
+        # Go on from where this scan stopped next time ("0-0" once it went round), so a
+        # long pending list is walked through, not its first `count` entries again and again.
+        cursor = reply[0]
+        self._claim_from = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
         return self._parsed((i, f) for i, f in reply[1] if f)
+
+    def forget_idle_consumers(self, idle_s: float) -> list[str]:
+        """Delete consumers that hold nothing and were idle for idle_s (lua/prune.lua); return their names."""
+        gone = self._prune(keys=[keys.STREAM], args=[keys.GROUP, int(idle_s * 1000)])
+        return [name.decode() for name in gone]
 
     def ack(self, entries: list[Entry], dead_versions: frozenset[int] = frozenset(),
             stats: dict[str, int] | None = None) -> int:
@@ -142,5 +167,18 @@ class Stream:
                     version = entry.version + i
                     ttl = 0 if version in dead_versions else jittered_ms(s.cache_ttl, s.cache_ttl_jitter)
                     cache += [keys.item(record.key), version, ttl]
-            args += [entry.id, keys.receipt(entry.write_id), entry.count, dead, entry.kind, len(cache) // 3, *cache]
-        return int(self._ack(keys=[keys.STREAM, keys.DEPTH, keys.STATS], args=args))
+            args += [entry.id, keys.receipt(entry.write_id), entry.count, dead, entry.kind, entry.size,
+                     len(cache) // 3, *cache]
+        return int(self._ack(keys=[keys.STREAM, keys.DEPTH, keys.STATS, keys.BYTES], args=args))
+
+
+def _readable_keys(blob: bytes) -> list[str]:
+    """The item keys of a damaged records blob, as far as they can be read (best effort)."""
+    found = []
+    for raw in blob.split(b"\x01"):
+        key, sep, _ = raw.partition(b"\x00")
+        try:
+            found.append(key.decode() if sep else "")
+        except UnicodeDecodeError:
+            found.append("")
+    return found

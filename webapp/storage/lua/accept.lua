@@ -1,14 +1,21 @@
+#!lua
 -- Accept one write atomically, in one round trip: idempotency, rate limit,
 -- backpressure, versions, the Stream entry, pending cache entries, the receipt.
+-- The #!lua line (no flags): when Redis is out of memory it refuses the whole
+-- script before it starts (OOM), so a write is never half-accepted.
 --
--- KEYS[1] stream  KEYS[2] depth counter  KEYS[3] version counter  KEYS[4] receipt
--- KEYS[5] idempotency key ('' if none)  KEYS[6] rate-limit key ('' if off)
+-- KEYS[1] stream  KEYS[2] depth counter (records)  KEYS[3] version counter
+-- KEYS[4] receipt  KEYS[5] idempotency key ('' if none)  KEYS[6] rate-limit key ('' if off)
+-- KEYS[7] queued bytes counter  KEYS[8] expiry index (receipts, idempotency keys)
 -- ARGV[1] write_id  ARGV[2] kind  ARGV[3] record count
 -- ARGV[4] records: fields joined by \0, records by \1 (webapp/storage/records.py)
--- ARGV[5] high water  ARGV[6] client deadline (us; 0 none)  ARGV[7] request hash
--- ARGV[8] rate interval (us)  ARGV[9] rate burst  ARGV[10] receipt TTL (s)
--- ARGV[11] idempotency TTL (s)  ARGV[12] item cache key prefix
+-- ARGV[5] high water (records)  ARGV[6] client deadline (us, in Redis's clock; 0 none)
+-- ARGV[7] request hash  ARGV[8] rate interval (us)  ARGV[9] rate burst
+-- ARGV[10] receipt TTL (s)  ARGV[11] idempotency TTL (s)  ARGV[12] item cache key prefix
+-- ARGV[13] high water (bytes)
 -- Item cache keys (webapp/storage/keys.py) are made here from the records: ARGV[12] .. key.
+-- Receipts and idempotency keys have no TTL, so Redis can never evict them;
+-- lua/expire.lua deletes them when their time is up (KEYS[8] scores: ms).
 --
 -- Numbers are formatted with %.0f: Lua numbers are doubles, and tostring()
 -- would print a microsecond version as 1.7954e+15.
@@ -17,11 +24,8 @@ local function fmt(x) return string.format('%.0f', x) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
--- The client stopped waiting (a hung Redis, answered 503): accept nothing.
-local deadline = tonumber(ARGV[6])
-if deadline > 0 and now > deadline then return {'expired'} end
-
--- The same request again (a client retry after a lost reply): same receipt.
+-- The same request again (a client retry, or the coalescer resending after a
+-- broken connection): the same receipt, even if late.
 local seen = redis.call('HGET', KEYS[4], 'accepted')
 if seen then return {'ok', ARGV[1], seen, 'replay'} end
 
@@ -34,6 +38,10 @@ if KEYS[5] ~= '' then
   end
 end
 
+-- The client stopped waiting (a hung Redis, answered 503): accept nothing.
+local deadline = tonumber(ARGV[6])
+if deadline > 0 and now > deadline then return {'expired'} end
+
 -- Rate limit per API key: GCRA, a burst of ARGV[9] requests, then one per interval.
 local new_tat = nil
 if KEYS[6] ~= '' then
@@ -45,9 +53,15 @@ if KEYS[6] ~= '' then
   new_tat = tat + interval
 end
 
+-- Backpressure, in records and in bytes: an item is held twice until it is
+-- persisted (in the Stream and as its pending cache entry).
 local n = tonumber(ARGV[3])
+local size = #ARGV[4]
+if ARGV[2] == 'items' then size = size * 2 end
 local depth = tonumber(redis.call('GET', KEYS[2]) or '0')
 if depth + n > tonumber(ARGV[5]) then return {'backpressure', fmt(depth)} end
+local bytes = tonumber(redis.call('GET', KEYS[7]) or '0')
+if bytes > 0 and bytes + size > tonumber(ARGV[13]) then return {'backpressure', fmt(depth)} end
 
 -- Versions: strictly after every version given so far, and never behind the
 -- clock, so they keep rising even if a Redis restart lost the last second.
@@ -56,7 +70,7 @@ local base = math.max(last + 1, now)
 redis.call('SET', KEYS[3], fmt(base + n - 1))
 
 local entry = redis.call('XADD', KEYS[1], '*', 'w', ARGV[1], 'k', ARGV[2], 'n', ARGV[3],
-  'v', fmt(base), 't', fmt(now), 'r', ARGV[4])
+  'v', fmt(base), 't', fmt(now), 'b', size, 'r', ARGV[4])
 
 -- Read-your-writes: the accepted value is cached at once, with no TTL (MSET
 -- clears any; a key twice in a batch: the later record wins); the drain gives
@@ -75,12 +89,15 @@ if ARGV[2] == 'items' then
   redis.call('MSET', unpack(pairs))
 end
 
+local now_ms = math.floor(now / 1000)
 redis.call('HSET', KEYS[4], 'kind', ARGV[2], 'accepted', ARGV[3], 'persisted', 0, 'dead', 0,
   'status', 'queued', 'accepted_at', fmt(now), 'entry', entry)
-redis.call('EXPIRE', KEYS[4], ARGV[10])
+redis.call('ZADD', KEYS[8], fmt(now_ms + tonumber(ARGV[10]) * 1000), KEYS[4])
 redis.call('INCRBY', KEYS[2], n)
+redis.call('INCRBY', KEYS[7], size)
 if KEYS[5] ~= '' then
-  redis.call('SET', KEYS[5], ARGV[7] .. ':' .. ARGV[1] .. ':' .. ARGV[3], 'EX', ARGV[11])
+  redis.call('SET', KEYS[5], ARGV[7] .. ':' .. ARGV[1] .. ':' .. ARGV[3])
+  redis.call('ZADD', KEYS[8], fmt(now_ms + tonumber(ARGV[11]) * 1000), KEYS[5])
 end
 if new_tat then
   redis.call('SET', KEYS[6], fmt(new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1)

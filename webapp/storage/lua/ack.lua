@@ -1,11 +1,14 @@
+#!lua flags=allow-oom
 -- Acknowledge Stream entries whose records MySQL has committed (or dead-lettered).
 -- Only an entry this call really acknowledges (XACK = 1) updates its receipt,
--- the depth and the cache, so a batch applied twice is counted once.
+-- the counters and the cache, so a batch applied twice is counted once.
+-- flags=allow-oom: this must work when Redis is full, or the queue, which is
+-- what fills it, could never drain (acknowledging frees the entry's memory).
 --
--- KEYS[1] stream  KEYS[2] depth counter  KEYS[3] stats hash
+-- KEYS[1] stream  KEYS[2] depth counter (records)  KEYS[3] stats hash  KEYS[4] queued bytes counter
 -- ARGV[1] group  ARGV[2] number of stat increments s, then s pairs (field,
 -- amount) counted once per batch, then entries, each:
---   entry id, receipt key, records, dead records, kind, m, then m triples
+--   entry id, receipt key, records, dead records, kind, bytes, m, then m triples
 --   (cache key, version, TTL in ms; 0 for a dead record).
 -- TTLs are jittered by the caller: Redis seeds math.random alike for every call.
 -- Returns the number of entries acknowledged.
@@ -21,14 +24,15 @@ end
 
 local acked = 0
 while i <= #ARGV do
-  local id, receipt, n, dead, kind, m = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]),
-    tonumber(ARGV[i + 3]), ARGV[i + 4], tonumber(ARGV[i + 5])
-  i = i + 6
+  local id, receipt, n, dead, kind, size, m = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]),
+    tonumber(ARGV[i + 3]), ARGV[i + 4], tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
+  i = i + 7
   local mine = redis.call('XACK', KEYS[1], ARGV[1], id) == 1
   if mine then
     acked = acked + 1
     redis.call('XDEL', KEYS[1], id)
     redis.call('DECRBY', KEYS[2], n)
+    if size > 0 then redis.call('DECRBY', KEYS[4], size) end
     redis.call('HINCRBY', KEYS[3], 'persisted_' .. kind, n - dead)
     if dead > 0 then redis.call('HINCRBY', KEYS[3], 'dead_' .. kind, dead) end
     if redis.call('EXISTS', receipt) == 1 then
