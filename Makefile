@@ -8,10 +8,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 N ?= 410000
 
-.PHONY: help run test check seed warm bench sysdeps venv clean
+.PHONY: help run run-ha test check seed warm bench sysdeps venv clean
 
 help:
 	@echo "make run         start MariaDB, Redis, web, worker and Flower (Ctrl-C stops all)"
+	@echo "make run-ha      the same, plus a Redis replica and three Sentinels (failover), under var/ha"
 	@echo "make test        checks (ruff, mypy, import contracts), then the tests against private servers"
 	@echo "make check       only the checks: ruff, mypy, lint-imports (seconds, no servers)"
 	@echo "make seed N=...  load N demo items into the stack's MySQL (default $(N))"
@@ -21,6 +22,9 @@ help:
 
 run: sysdeps venv
 	$(PY) -m deploy.run
+
+run-ha: sysdeps venv
+	$(PY) -m deploy.run --ha
 
 test: sysdeps venv check
 	@deploy/sysdeps.sh test

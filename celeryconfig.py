@@ -1,15 +1,21 @@
 """Celery settings, read from the same environment as the app (webapp/config.py)."""
+from urllib.parse import quote
+
 from webapp.config import load_settings
 
 _settings = load_settings().require("redis_url")
+_redis = _settings.redis
 
 # --- Broker ---------------------------------------------------------------------
 # Drain tasks travel through the same Redis as the write queue. The queued
 # writes themselves are NOT Celery messages: they sit in a Redis Stream and are
 # only acknowledged there after MySQL committed them (tasks/drain.py), so no
 # Celery setting below can lose a write.
-broker_url = _settings.redis_url
+broker_url = _redis.url
 broker_connection_retry_on_startup = True
+# A broker error on a channel (a failover, a "not now" reply) reconnects instead of
+# stopping the worker.
+broker_channel_error_retry = True
 task_default_queue = "spillway"
 task_serializer = "json"
 accept_content = ["json"]
@@ -25,7 +31,17 @@ worker_cancel_long_running_tasks_on_connection_loss = True
 worker_prefetch_multiplier = 1
 # Seconds before Redis gives an unacknowledged message to another worker. Longer
 # than a drain task; a redelivered task with a stale slot token exits at once.
-broker_transport_options = {"visibility_timeout": 300}
+broker_transport_options: dict[str, object] = {"visibility_timeout": 300, "socket_timeout": 5,
+                                               "socket_connect_timeout": 2, "health_check_interval": 5}
+if _redis.is_sentinel:
+    # With Sentinel, kombu finds the primary through any of them and follows a failover. The
+    # URL's password is the data nodes'; the Sentinels' own goes in sentinel_kwargs.
+    _auth = f":{quote(_redis.password, safe='')}@" if _redis.password else ""
+    broker_url = ";".join(f"sentinel://{_auth}{host}:{port}/{_redis.db}" for host, port in _redis.sentinels)
+    broker_transport_options.update(master_name=_redis.service, sentinel_kwargs={
+        "password": _redis.sentinel_password or None, "socket_timeout": 0.5, "socket_connect_timeout": 0.5})
+# Publishing a drain task rides out a short election instead of failing after 0.6 s.
+task_publish_retry_policy = {"max_retries": 10, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2}
 
 # --- Time limits ----------------------------------------------------------------
 # Other tasks get these; the drain task sets its own (tasks/drain.py), since it

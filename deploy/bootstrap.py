@@ -4,7 +4,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from deploy.servers import MariaDB, Redis
+from deploy.servers import MariaDB, Redis, RedisReplica, Sentinel
 from webapp.config import ROOT, load_settings
 from webapp.storage.startup import apply_schema
 
@@ -55,28 +55,42 @@ class Stack:
     """
 
     def __init__(self, var_dir, mysql_url="", redis_url="", mysql_port=3307, redis_port=6380,
-                 max_connections=200, appendfsync="everysec", redis_password="", redis_maxmemory=2 * 1024**3):
+                 max_connections=200, appendfsync="everysec", redis_password="", redis_maxmemory=2 * 1024**3,
+                 ha=False):
         self.var_dir = Path(var_dir)
         self.mysql_url = mysql_url
         self.redis_url = redis_url
         self.mariadb = None if mysql_url else MariaDB(var_dir, mysql_port, max_connections)
         self.redis = None
+        self.ha = []  # with ha=True: a replica of the private Redis and three Sentinels
         if not redis_url:
             password = redis_password or _secret_file(var_dir, "redis.password")
             self.redis = Redis(var_dir, redis_port, maxmemory=redis_maxmemory, appendfsync=appendfsync,
-                               password=password)
+                               password=password, keep_config=ha)
+            if ha:
+                self.ha = [RedisReplica(var_dir, redis_port + 1, maxmemory=redis_maxmemory, appendfsync=appendfsync,
+                                        password=password, replica_of=redis_port, keep_config=True),
+                           *(Sentinel(var_dir, redis_port + 20000 + n, n + 1, redis_port, password)
+                             for n in range(3))]
 
     @classmethod
-    def from_settings(cls, settings):
+    def from_settings(cls, settings, ha=False):
         """The stack `make run` uses: private servers unless MYSQL_URL / REDIS_URL are set."""
+        appendfsync = "always" if settings.write_durability == "fsync" else settings.private_redis_appendfsync
         return cls(settings.var_dir, settings.mysql_url, settings.redis_url, settings.private_mysql_port,
-                   settings.private_redis_port, appendfsync=settings.private_redis_appendfsync,
-                   redis_password=settings.private_redis_password, redis_maxmemory=settings.private_redis_maxmemory)
+                   settings.private_redis_port, appendfsync=appendfsync,
+                   redis_password=settings.private_redis_password, redis_maxmemory=settings.private_redis_maxmemory,
+                   ha=ha)
 
     @property
     def private(self):
-        """The private servers of this stack (Redis first)."""
-        return [s for s in (self.redis, self.mariadb) if s is not None]
+        """The private servers of this stack (Redis first, then its replica and Sentinels if any)."""
+        return [s for s in (self.redis, *self.ha, self.mariadb) if s is not None]
+
+    @property
+    def sentinels(self):
+        """The private Sentinels (make run-ha), if any."""
+        return [s for s in self.ha if isinstance(s, Sentinel)]
 
     def start(self):
         """Start private servers (reusing running ones), create the schema; return the URLs."""
@@ -91,8 +105,14 @@ class Stack:
             server.prepare()
 
     def programs(self):
-        """supervisord program sections for the private servers (they start before the app)."""
-        return "\n".join(server.program() for server in self.private)
+        """supervisord program sections for the private servers (they start before the app).
+
+        Lower priorities start first and stop last: the primary and MariaDB, then the
+        replica, then the Sentinels, so no Sentinel sees the primary stop and fails over.
+        """
+        def priority(server):
+            return 3 if isinstance(server, Sentinel) else 2 if isinstance(server, RedisReplica) else 1
+        return "\n".join(server.program(priority(server)) for server in self.private)
 
     def wait_ready(self, timeout=60):
         """Wait until every private server answers."""
@@ -103,6 +123,11 @@ class Stack:
         """MYSQL_URL and REDIS_URL of this stack (known before its servers start)."""
         if self.redis:
             self.redis_url = self.redis.url()
+        if self.sentinels:
+            from urllib.parse import quote
+
+            hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+            self.redis_url = f"redis+sentinel://:{quote(self.redis.password, safe='')}@{hosts}/spillway/0"
         if self.mariadb:
             self.mysql_url = self.mariadb.url(DATABASE, DB_USER, _secret_file(self.var_dir, "mariadb.password"))
         return {"MYSQL_URL": self.mysql_url, "REDIS_URL": self.redis_url}

@@ -195,13 +195,22 @@ class LogRelay:
             say(data.decode(errors="replace").rstrip("\n"))
 
 
-def _banner(settings, urls):
+PROMISES = {"aof": "in Redis's AOF (fsynced every second)", "fsync": "fsynced to Redis's AOF",
+            "replica": "on WRITE_MIN_REPLICAS Redis replicas too"}
+
+
+def _banner(settings, urls, stack):
     """Where things are; secrets stay in .env."""
     host = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
     base = f"http://{host}:{settings.port}"
     env_file = os.environ.get("SPILLWAY_ENV_FILE", ".env")
     mysql = "private, var/mysql" if not settings.mysql_url else "yours"
-    redis = f"private, var/redis, AOF fsync {settings.private_redis_appendfsync}" if not settings.redis_url else "yours"
+    redis = "yours"
+    if stack.redis:
+        redis = f"private, var/redis, AOF fsync {stack.redis.appendfsync}"
+        if stack.sentinels:
+            ports = f":{stack.sentinels[0].port}-{stack.sentinels[-1].port}"
+            redis += f", a replica on :{stack.ha[0].port} and Sentinels on {ports}"
     return "\n".join([
         "",
         "Spillway is up.",
@@ -209,6 +218,8 @@ def _banner(settings, urls):
         f"  Flower      http://127.0.0.1:{settings.flower_port}/   (user:password is FLOWER_BASIC_AUTH in {env_file})",
         f"  MySQL       {masked(urls['MYSQL_URL'])}   ({mysql})",
         f"  Redis       {masked(urls['REDIS_URL'])}   ({redis})",
+        f"  Durability  WRITE_DURABILITY={settings.write_durability}: "
+        f"a 202 means {PROMISES[settings.write_durability]}",
         f"  Try:  KEY=$(grep ^API_KEYS {env_file} | cut -d= -f2 | cut -d, -f1)",
         "        curl -X POST -H \"Authorization: Bearer $KEY\" -H 'Content-Type: application/json' \\",
         f"             -d '{{\"items\":[{{\"key\":\"hello\",\"data\":{{\"n\":1}}}}]}}' {base}/api/v1/items",
@@ -220,6 +231,11 @@ def _banner(settings, urls):
     ])
 
 
+def _port_setting(server):
+    """The setting that moves a private server's port."""
+    return "PRIVATE_MYSQL_PORT" if server == "mariadb" else "PRIVATE_REDIS_PORT"
+
+
 def _ready(url):
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -228,23 +244,32 @@ def _ready(url):
         return False
 
 
-def main():
-    """Run the stack until asked to stop; return the exit status."""
+def main(argv=()):
+    """Run the stack until asked to stop; return the exit status. --ha: with a Redis replica and Sentinels."""
+    ha = "--ha" in argv
     added = ensure_env_file()
     if added:
         say(f"Generated {', '.join(added)} into .env (git-ignored, readable by you only)")
     try:
         settings = load_settings()
+        if ha:  # its own var/ (the Redis topology lives there), unless VAR_DIR says otherwise
+            overrides = {} if "VAR_DIR" in os.environ or "VAR_DIR" in env_file_values() else {
+                "var_dir": str(ROOT / "var" / "ha")}
+            settings = load_settings(overrides)
+            if settings.redis_url or settings.redis_sentinels:
+                say("spillway: make run-ha starts its own Redis with a replica and Sentinels; unset REDIS_URL "
+                    "and REDIS_SENTINELS")
+                return 2
     except ConfigError as err:
         say(f"spillway: {err}")
         return 2
     var_dir = Path(settings.var_dir).resolve()
-    stack = Stack.from_settings(settings)
+    stack = Stack.from_settings(settings, ha=ha)
     if not clear_leftovers(var_dir, stack):
         return 1
     busy = [(name, port) for name, port in
             [("PORT", settings.port), ("FLOWER_PORT", settings.flower_port)]
-            + [(f"PRIVATE_{s.name.upper() if s.name != 'mariadb' else 'MYSQL'}_PORT", s.port) for s in stack.private]
+            + [(_port_setting(s.name), s.port) for s in stack.private]
             if port_open(port)]
     if busy:
         say(*(f"spillway: port {port} is in use by another program: set {name} to a free port" for name, port in busy))
@@ -305,7 +330,7 @@ def _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls):
         if terminal.check():
             return 0
         if not announced and _ready(ready_url):
-            say(_banner(settings, urls))
+            say(_banner(settings, urls, stack))
             announced = True
         elif not announced and time.monotonic() - started > 120:
             say(f"spillway: {ready_url} did not answer 200 yet; see var/log/")
@@ -315,4 +340,4 @@ def _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

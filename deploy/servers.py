@@ -291,19 +291,26 @@ class Redis(PrivateServer):
     name = "redis"
     stop_timeout = 60
 
-    def __init__(self, var_dir, port, maxmemory=2 * 1024**3, appendfsync="everysec", password=""):
+    def __init__(self, var_dir, port, maxmemory=2 * 1024**3, appendfsync="everysec", password="",
+                 replica_of=None, keep_config=False):
         super().__init__(var_dir, port)
         self.maxmemory = int(maxmemory)
         self.appendfsync = appendfsync
         self.password = password
-        self.conf = self.var_dir / "redis.conf"
+        self.replica_of = replica_of  # the primary's port, for a replica
+        # With Sentinel, its CONFIG REWRITE records who replicates whom after a failover:
+        # a restart must keep that, not reset the topology (and resync the newer side away).
+        self.keep_config = keep_config
+        self.conf = self.var_dir / f"{self.name}.conf"
 
     def prepare(self):
-        """Write var/redis.conf (0600: it holds the password) and create the data directory."""
+        """Write var/<name>.conf (0600: it holds the password) and create the data directory."""
         self.datadir.mkdir(parents=True, exist_ok=True)
+        if self.keep_config and self.conf.exists():
+            return
         lines = [
             f"port {self.port}", "bind 127.0.0.1", f"dir {self.datadir}", f"pidfile {self.pidfile}",
-            f"logfile {self.log_dir / 'redis.log'}", "daemonize no",
+            f"logfile {self.log_dir / (self.name + '.log')}", "daemonize no", "repl-diskless-sync-delay 0",
             # Durable queue: every acknowledged write is in the AOF; fsync once a
             # second (the window docs/guarantees.md states) unless configured otherwise.
             "appendonly yes", f"appendfsync {self.appendfsync}", 'save ""',
@@ -314,6 +321,8 @@ class Redis(PrivateServer):
         ]
         if self.password:
             lines += [f"requirepass {_redis_quote(self.password)}", f"masterauth {_redis_quote(self.password)}"]
+        if self.replica_of:
+            lines.append(f"replicaof 127.0.0.1 {self.replica_of}")
         self.conf.write_text("\n".join(lines) + "\n")
         self.conf.chmod(0o600)
 
@@ -340,6 +349,52 @@ class Redis(PrivateServer):
 
         auth = f":{quote(self.password, safe='')}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+
+
+class RedisReplica(Redis):
+    """A replica of the private Redis (for make run-ha and the failover tests)."""
+
+    name = "redis-replica"
+
+
+class Sentinel(PrivateServer):
+    """One of three Redis Sentinels watching the private primary (service `spillway`)."""
+
+    stop_timeout = 10
+
+    def __init__(self, var_dir, port, number, primary_port, password="", service="spillway", down_after_ms=2000):
+        self.name = f"sentinel-{number}"
+        super().__init__(var_dir, port)
+        self.primary_port = primary_port
+        self.password = password
+        self.service = service
+        self.down_after_ms = down_after_ms
+        self.conf = self.datadir / "sentinel.conf"  # Sentinel rewrites it with what it learns
+
+    def prepare(self):
+        """Write its config on first use (0600); afterwards Sentinel keeps it up to date itself."""
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        if self.conf.exists():
+            return
+        pw = _redis_quote(self.password)
+        lines = [f"port {self.port}", "bind 127.0.0.1", f"dir {self.datadir}", "daemonize no",
+                 f"pidfile {self.pidfile}", f"logfile {self.log_dir / (self.name + '.log')}",
+                 f"sentinel monitor {self.service} 127.0.0.1 {self.primary_port} 2",
+                 f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}",
+                 f"sentinel failover-timeout {self.service} 10000",
+                 f"sentinel parallel-syncs {self.service} 1"]
+        if self.password:
+            lines += [f"requirepass {pw}", f"sentinel auth-pass {self.service} {pw}"]
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.conf.chmod(0o600)
+
+    def command(self):
+        """redis-server in Sentinel mode, with its own (writable) config file."""
+        return [shutil.which("redis-server") or "/usr/bin/redis-server", str(self.conf), "--sentinel"]
+
+    def ping(self):
+        """True once it answers PONG."""
+        return Redis.ping(self)  # the same protocol and password
 
 
 def _redis_quote(text):

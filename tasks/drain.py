@@ -26,6 +26,7 @@ import os
 import time
 from typing import Any
 
+import redis
 from celery.signals import worker_shutting_down
 
 from tasks.celery import app, services
@@ -35,6 +36,7 @@ from tasks.writer import Transient, apply
 from webapp.clock import now_us
 from webapp.metrics import BATCH_BUCKETS, LAG_BUCKETS_MS, bucket
 from webapp.storage.records import Item
+from webapp.storage.redis_client import is_unavailable
 from webapp.storage.services import Services
 from webapp.storage.stream import Entry
 
@@ -76,15 +78,30 @@ class Drainer:
         return held
 
     def run(self) -> dict[str, Any]:
-        """Drain until the task's time is up; return what was done (shown in Flower)."""
-        self.stream.ensure_group()
-        self.carry = self.stream.read_own_pending(self.consumer, 10_000)
+        """Drain until the task's time is up; return what was done (shown in Flower).
+
+        Redis away for a moment (restarted, a Sentinel election) is waited out here:
+        the entries in hand stay unacknowledged and are read again.
+        """
+        started = False
         while time.monotonic() < self.deadline:
-            if not self.alive():
-                break
-            batch = self.next_batch()
-            if batch and not self.write(batch):
-                break
+            try:
+                if not started:
+                    self.stream.ensure_group()
+                    self.carry = self.stream.read_own_pending(self.consumer, 10_000)
+                    started = True
+                if not self.alive():
+                    break
+                batch = self.next_batch()
+                if batch and not self.write(batch):
+                    break
+            except redis.RedisError as err:
+                if not is_unavailable(err):
+                    raise
+                log.warning("drain: Redis unavailable (%s); trying again", err)
+                self.result["status"] = "redis unavailable"
+                self.carry, started = [], False  # re-read what this consumer holds once Redis is back
+                time.sleep(0.5)
         self.result["seconds"] = round(time.monotonic() - self.started, 3)
         self.result["lag_ms_avg"] = round(self._lag_total / self.result["rows"]) if self.result["rows"] else 0
         return self.result

@@ -36,7 +36,10 @@ class Settings:
     mysql_replica_url: str = setting("MYSQL_REPLICA_URL", "", "optional read replica for cache misses and lists; falls back to the primary")
     mysql_tls: str = setting("MYSQL_TLS", "auto", "`off`, `preferred`, `required` or `auto` (off for loopback servers, preferred otherwise)")
     mysql_tls_ca: str = setting("MYSQL_TLS_CA", "", "CA bundle that verifies the server certificate when MYSQL_TLS=required")
-    redis_url: str = setting("REDIS_URL", "", "Redis for the write queue, cache and receipts; unset: `make run` starts a private server", True)
+    redis_url: str = setting("REDIS_URL", "", "Redis for the write queue, cache and receipts, `redis://:password@host:port/db` or `redis+sentinel://:password@host:port,host:port/service/db`; unset: `make run` starts a private server", True)
+    redis_sentinels: str = setting("REDIS_SENTINELS", "", "`host:port,...` of Redis Sentinels: the primary is found through them and a failover followed (REDIS_URL then gives only the password and db)")
+    redis_sentinel_service: str = setting("REDIS_SENTINEL_SERVICE", "spillway", "the primary's name in Sentinel (`sentinel monitor <name> ...`)")
+    redis_sentinel_password: str = setting("REDIS_SENTINEL_PASSWORD", "", "password of the Sentinels themselves; empty: the same as Redis's")
     redis_timeout: float = setting("REDIS_TIMEOUT", 2.0, "seconds a request waits for Redis before answering 503")
     redis_pool_size: int = setting("REDIS_POOL_SIZE", 64, "Redis connections per web worker process")
     redis_unsafe_ok: bool = setting("REDIS_UNSAFE_OK", False, "`true`: start even if Redis could lose or evict queued writes (no AOF, an `allkeys-*` eviction policy); logged at every start")
@@ -61,6 +64,9 @@ class Settings:
     body_read_timeout: float = setting("BODY_READ_TIMEOUT", 10.0, "seconds a client has to send its whole request body (408 after); bodies are read before a request takes any shared capacity")
     write_rate_limit: str = setting("WRITE_RATE_LIMIT", "", "per-API-key write rate, e.g. `100/second`, `6000/minute`; empty: off")
     write_queue_high_water: int = setting("WRITE_QUEUE_HIGH_WATER", 500000, "queued records past which writes answer 503 `backpressure`")
+    write_durability: str = setting("WRITE_DURABILITY", "aof", "what a 202 promises: `aof` (in Redis's AOF, fsynced every second), `fsync` (fsynced before the 202), `replica` (also on WRITE_MIN_REPLICAS replicas); see docs/guarantees.md")
+    write_min_replicas: int = setting("WRITE_MIN_REPLICAS", 1, "with WRITE_DURABILITY=replica: replicas that must hold a write before its 202")
+    write_replica_timeout: float = setting("WRITE_REPLICA_TIMEOUT", 0.5, "with WRITE_DURABILITY=replica: seconds to wait for them before 503 `replication_timeout` (less than REDIS_TIMEOUT)")
     write_queue_high_water_bytes: int = setting("WRITE_QUEUE_HIGH_WATER_BYTES", 268435456, "queued bytes past which writes answer 503 `backpressure` (an item counts twice: queue and pending cache entry); at most half of Redis's `maxmemory`, checked at start")
     receipt_ttl: float = setting("RECEIPT_TTL", 90000.0, "seconds a write receipt is kept (at least 24 h)")
     # --- the drain ------------------------------------------------------------
@@ -120,10 +126,18 @@ class Settings:
         """WRITE_RATE_LIMIT as (requests, seconds), or None when off."""
         return parse_rate(self.write_rate_limit) if self.write_rate_limit else None
 
+    @property
+    def redis(self) -> "RedisTarget":
+        """Where Redis is: one server, or a primary found through Sentinel."""
+        return parse_redis(self)
+
     def require(self, *names: str) -> "Settings":
         """Raise ConfigError naming every required variable that is empty."""
         envs = {f.name: f.metadata["env"] for f in dataclasses.fields(self)}
-        missing = [envs[n] for n in names if not getattr(self, n)]
+        given = {n for n in names if getattr(self, n)}
+        if "redis_url" in names and self.redis_sentinels:
+            given.add("redis_url")  # Sentinel finds the server
+        missing = [envs[n] for n in names if n not in given]
         if missing:
             raise ConfigError(
                 f"missing setting {', '.join(missing)}: set it in the environment or "
@@ -200,6 +214,14 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         raise ConfigError("PRIVATE_REDIS_APPENDFSYNC must be everysec or always")
     if not 1 <= settings.write_batch_max <= 10000:
         raise ConfigError("WRITE_BATCH_MAX must be between 1 and 10000")
+    if settings.write_durability not in ("aof", "fsync", "replica"):
+        raise ConfigError(f"WRITE_DURABILITY must be aof, fsync or replica, got {settings.write_durability!r}")
+    if settings.write_durability == "replica" and settings.write_replica_timeout >= settings.redis_timeout:
+        raise ConfigError("WRITE_REPLICA_TIMEOUT must be less than REDIS_TIMEOUT: a request waits for both")
+    if settings.write_durability == "replica" and settings.write_min_replicas < 1:
+        raise ConfigError("WRITE_MIN_REPLICAS must be at least 1 with WRITE_DURABILITY=replica")
+    if settings.redis_url or settings.redis_sentinels:
+        parse_redis(settings)  # a malformed URL or sentinel list stops start-up here
     return settings
 
 
@@ -248,3 +270,55 @@ def parse_mysql_url(url: str, env: str = "MYSQL_URL") -> MySQLTarget:
         database=unquote(parts.path.strip("/")),
         unix_socket=unquote(query.get("unix_socket", "")),
     )
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where Redis is: a URL for one server, or Sentinels and the primary's name."""
+
+    url: str  # redis://... for one server; with Sentinel it carries only the password and db
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    password: str = ""
+    db: int = 0
+    sentinel_password: str = ""
+
+    @property
+    def is_sentinel(self) -> bool:
+        """True when the primary is found through Sentinel."""
+        return bool(self.sentinels)
+
+
+def _host_port(text: str, env: str) -> tuple[str, int]:
+    host, _, port = text.strip().rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"{env} must list host:port pairs, got {text.strip()!r}")
+    return host.strip("[]"), int(port)
+
+
+def parse_redis(settings: Settings) -> RedisTarget:
+    """REDIS_URL, a redis+sentinel:// URL, or REDIS_SENTINELS (+ REDIS_SENTINEL_SERVICE), as a RedisTarget."""
+    url = settings.redis_url
+    if url.startswith("redis+sentinel://"):
+        rest = url[len("redis+sentinel://"):]
+        auth, _, rest = rest.rpartition("@")
+        hosts, _, path = rest.partition("/")
+        steps = [p for p in path.split("/") if p]
+        if not hosts or not steps or (len(steps) > 1 and not steps[1].isdigit()):
+            raise ConfigError("REDIS_URL must look like redis+sentinel://:password@host:port,host:port/service/db, "
+                              f"got {masked(url)!r}")
+        password = unquote(auth.split(":", 1)[1]) if ":" in auth else ""
+        sentinels = tuple(_host_port(h, "REDIS_URL") for h in hosts.split(","))
+        db = int(steps[1]) if len(steps) > 1 else 0
+        return RedisTarget(f"redis://{auth + '@' if auth else ''}localhost/{db}", sentinels, unquote(steps[0]),
+                           password, db, settings.redis_sentinel_password or password)
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or redis+sentinel://, got {masked(url)!r}")
+    parts = urlsplit(url or "redis://localhost/0")
+    password = unquote(parts.password or "")
+    db = int(parts.path.strip("/") or 0) if parts.path.strip("/").isdigit() else 0
+    if not settings.redis_sentinels:
+        return RedisTarget(url, password=password, db=db)
+    sentinels = tuple(_host_port(h, "REDIS_SENTINELS") for h in settings.redis_sentinels.split(",") if h.strip())
+    return RedisTarget(url or "redis://localhost/0", sentinels, settings.redis_sentinel_service, password, db,
+                       settings.redis_sentinel_password or password)

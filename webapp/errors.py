@@ -111,6 +111,12 @@ class CacheUnavailable(ServiceUnavailable):
     code, message = "cache_unavailable", "The cache is not answering; retry shortly."
 
 
+class ReplicationTimeout(ServiceUnavailable):
+    code = "replication_timeout"
+    message = ("The write reached the primary but not enough replicas in time, so it may still land. "
+               "Retrying with the same Idempotency-Key is safe: it returns the same receipt, never a second copy.")
+
+
 class Backpressure(ServiceUnavailable):
     code, message = "backpressure", "The write queue is full; nothing was accepted, retry after the delay given."
 

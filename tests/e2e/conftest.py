@@ -156,8 +156,8 @@ def start_worker(base_env, processes):
 def start_flower(base_env, processes):
     """Factory: start Flower on a free port."""
 
-    def start():
-        flower = Flower({**base_env, "FLOWER_PORT": str(free_port())}, VAR / "log")
+    def start(**overrides):
+        flower = Flower({**base_env, "FLOWER_PORT": str(free_port()), **overrides}, VAR / "log")
         processes.append(flower)
         return flower
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis as redis_lib
 import requests
 from dotenv import dotenv_values
 
@@ -36,7 +37,7 @@ def answers(url, **kwargs):
 class MakeRun:
     """deploy/run.py in its own process group, as a terminal runs `make run`."""
 
-    def __init__(self, tmp_path, stdout=None):
+    def __init__(self, tmp_path, stdout=None, args=()):
         self.env_file = tmp_path / ".env"
         self.port, self.flower_port = free_port(), free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -49,7 +50,7 @@ class MakeRun:
         self.env = env
         self.out_path = tmp_path / f"run-{time.monotonic_ns()}.out"
         self.out = open(self.out_path, "wb")  # noqa: SIM115 - the child writes it until stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "deploy.run"], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "deploy.run", *args], cwd=ROOT, env=env,
                                      stdout=stdout or self.out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def output(self):
@@ -257,3 +258,28 @@ def test_a_second_run_names_a_live_one_and_a_later_run_stops_what_a_crashed_one_
     assert "left by an earlier run of this checkout" in third.output()
     assert not [pid for pid in left if pid in stack_processes(RUN_VAR.resolve())]
     assert third.stop_with(signal.SIGINT) < 30
+
+
+def test_make_run_ha_runs_a_replica_and_three_sentinels_and_follows_a_failover(make_run):
+    run = make_run(args=["--ha"])
+    run.wait_up()
+    status = run.ctl("status").stdout
+    for name in ("redis", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"):
+        assert re.search(rf"^{name}\s+RUNNING", status, re.M), status
+    assert "redis+sentinel://:***@" in run.output()  # the app finds the primary through the Sentinels
+    headers = {"Authorization": f"Bearer {run.key()}"}
+    sentinel = redis_lib.Redis(port=REDIS_PORT + 10 + 20000, password=run.settings()["PRIVATE_REDIS_PASSWORD"])
+    wait_for(lambda: any(r.get("master-link-status") == "ok" for r in sentinel.sentinel_slaves("spillway")),
+             timeout=40, interval=0.5, message="the Sentinels to know the replica")
+    # The primary fails over to the replica: stop it for longer than the Sentinels wait (2 s).
+    old = sentinel.sentinel_get_master_addr_by_name("spillway")[1]
+    run.ctl("stop", "redis")
+    wait_for(lambda: sentinel.sentinel_get_master_addr_by_name("spillway")[1] != old, timeout=30, interval=0.5,
+             message="a failover")
+    run.ctl("start", "redis")  # back as a replica of the new primary
+    wait_for(lambda: requests.post(run.base + "/api/v1/items", headers=headers, timeout=10,
+                                   json={"items": [{"key": "after", "data": {"n": 2}}]}).status_code == 202,
+             timeout=30, interval=0.5, message="writes on the new primary")
+    assert requests.get(run.base + "/api/v1/items/after", timeout=10).json()["data"] == {"n": 2}
+    sentinel.close()
+    assert run.stop_with(signal.SIGINT) < 30

@@ -11,7 +11,7 @@ def test_healthz(shared_web):
 def test_readyz_ok_shape(web):
     body = get(web.url + "/readyz").json()
     assert body["checks"]["mysql"] == "ok" and body["checks"]["redis"] == "ok"
-    assert body["checks"]["queue"] == {"depth": 0, "bytes": 0, "oldest_age_s": 0.0}
+    assert body["checks"]["queue"] == {"depth": 0, "bytes": 0, "oldest_age_s": 0.0, "durability": "aof"}
     assert "alive" in body["checks"]["workers"]
     assert body["checks"]["drain"] == {"retrying": False}
     # No drain worker runs: the API still serves (writes queue), but degraded.

@@ -33,7 +33,8 @@ def test_post_items_answers_202_with_a_receipt(web, rds):
     r = post(web, "/api/v1/items", items(3))
     assert r.status_code == 202
     body = r.json()
-    assert set(body) == {"write_id", "accepted", "status_url"} and body["accepted"] == 3
+    assert set(body) == {"write_id", "accepted", "status_url", "durability"} and body["accepted"] == 3
+    assert body["durability"] == "aof"  # the mode in force: what this 202 promises
     assert r.headers["Location"] == body["status_url"] == f"/api/v1/writes/{body['write_id']}"
     receipt = get(web.url + body["status_url"]).json()
     assert receipt["status"] == "queued" and receipt["kind"] == "items"

@@ -230,6 +230,16 @@ def test_past_the_high_water_mark_writes_get_503_backpressure_and_queue_nothing(
     assert get(item_url(web.url, "c0")).status_code == 404
 
 
+def test_past_the_high_water_mark_in_bytes_writes_get_503_backpressure_and_queue_nothing(fresh, start_web, rds):
+    web = start_web(WRITE_QUEUE_HIGH_WATER_BYTES=20_000)  # an item counts twice: queue and pending entry
+    big = {"pad": "x" * 3000}
+    assert post_items(web, [(f"a{i}", big) for i in range(2)]).status_code == 202  # about 12 KB counted
+    r = post_items(web, [(f"b{i}", big) for i in range(2)])
+    assert_error(r, 503, "backpressure")
+    assert rds.xlen(STREAM) == 1 and 12_000 < int(rds.get("spillway:queue:bytes")) < 20_000
+    assert get(item_url(web.url, "b0")).status_code == 404
+
+
 # --- guarantee 9: poison records ------------------------------------------------------------------
 
 @pytest.fixture()

@@ -19,6 +19,7 @@ ERROR_TEXT = {
     400: "Malformed JSON, invalid UTF-8, NaN or Infinity (`invalid_json`)",
     401: "A valid bearer key is needed (`unauthorized`)",
     404: "Nothing there (`not_found`)",
+    408: "The body did not arrive within BODY_READ_TIMEOUT (`request_timeout`); nothing queued",
     409: "Idempotency-Key reused with another body (`idempotency_conflict`)",
     413: "Body over MAX_BODY_BYTES (`payload_too_large`)",
     415: "Body is not application/json (`unsupported_media_type`)",
@@ -59,7 +60,7 @@ WRITE_HEADERS = [{"name": "Idempotency-Key", "in": "header", "required": False,
                   "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                   "description": "Same key and body within 24 h: the same receipt again, nothing queued"}]
 READ_ERRORS = _errors(401, 422, 503)  # 401 only when READS_REQUIRE_KEY=true
-WRITE_ERRORS = _errors(400, 401, 409, 413, 415, 422, 429, 503)
+WRITE_ERRORS = _errors(400, 401, 408, 409, 413, 415, 422, 429, 503)
 RECEIPT = _ok(202, "Queued durably in Redis; see status_url", _ref("Receipt"),
               {"Location": {"description": "The status URL", "schema": {"type": "string"}}})
 CURSOR = _query("cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
@@ -101,9 +102,12 @@ def _schemas():
         "EventPage": {"type": "object", "required": ["events", "next"], "additionalProperties": False,
                       "properties": {"events": {"type": "array", "items": _ref("Event")},
                                      "next": {"type": ["string", "null"]}}},
-        "Receipt": {"type": "object", "required": ["write_id", "accepted", "status_url"], "additionalProperties": False,
+        "Receipt": {"type": "object", "required": ["write_id", "accepted", "status_url", "durability"],
+                    "additionalProperties": False,
                     "properties": {"write_id": {"type": "string"}, "accepted": {"type": "integer", "minimum": 1},
-                                   "status_url": {"type": "string"}}},
+                                   "status_url": {"type": "string"},
+                                   "durability": {"enum": ["aof", "fsync", "replica"],
+                                                  "description": "What this 202 promises (WRITE_DURABILITY)"}}},
         "WriteStatus": {"type": "object", "additionalProperties": False,
                         "required": ["write_id", "kind", "status", "accepted", "persisted", "dead", "accepted_at",
                                      "persisted_at"],
@@ -118,9 +122,13 @@ def _schemas():
             "down": {"type": "array", "items": {"enum": ["mysql", "redis"]}},
             "checks": {"type": "object", "required": ["mysql", "redis"], "properties": {
                 "mysql": {"type": "string"}, "redis": {"type": "string"},
-                "queue": {"type": "object", "properties": {"depth": {"type": "integer"},
-                                                           "oldest_age_s": {"type": "number"}}},
-                "workers": {"type": "object", "properties": {"alive": nullable_int}}}}}},
+                "queue": {"type": "object", "properties": {"depth": {"type": "integer"}, "bytes": {"type": "integer"},
+                                                           "oldest_age_s": {"type": "number"},
+                                                           "durability": {"enum": ["aof", "fsync", "replica"]}}},
+                "workers": {"type": "object", "properties": {"alive": nullable_int}},
+                "drain": {"type": "object", "properties": {"retrying": {"type": "boolean"},
+                                                           "error": {"type": "string"},
+                                                           "for_s": {"type": "number"}}}}}}},
     })
     return schemas
 

@@ -38,7 +38,8 @@ def readyz() -> Response:
         stats = svc.queue.stats(timeout=min(1.0, svc.settings.redis_timeout))
         # Full: Redis is at maxmemory with nothing it may evict; reads serve, writes get 503.
         checks["redis"] = "full" if stats["memory"]["full"] else "ok"
-        checks["queue"] = {"depth": stats["depth"], "bytes": stats["bytes"], "oldest_age_s": stats["oldest_age_s"]}
+        checks["queue"] = {"depth": stats["depth"], "bytes": stats["bytes"], "oldest_age_s": stats["oldest_age_s"],
+                           "durability": svc.settings.write_durability}
         checks["workers"] = {"alive": stats["alive"]}
         trouble = stats["trouble"]
         checks["drain"] = {"retrying": trouble is not None, **(trouble or {})}

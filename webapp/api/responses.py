@@ -23,6 +23,7 @@ _FROM_STORAGE: list[tuple[type[storage.StorageError], type[errors.APIError]]] = 
     (storage.DatabaseUnavailable, errors.DatabaseUnavailable),
     (storage.QueueUnavailable, errors.QueueUnavailable),
     (storage.RedisUnavailable, errors.CacheUnavailable),
+    (storage.ReplicationTimeout, errors.ReplicationTimeout),
     (storage.IdempotencyConflict, errors.Conflict),
     (storage.RateLimited, errors.RateLimited),
     (storage.Backpressure, errors.Backpressure),

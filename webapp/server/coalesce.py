@@ -13,6 +13,11 @@ the batch in flight.
 CoalescingRedis is a drop-in redis.Redis whose single commands go through the
 coalescer (scripts too: redis-py's Script calls evalsha and script_load on it),
 so storage code never knows; pipelines keep using the connection pool.
+
+Group commit (WRITE_DURABILITY=replica): CoalescingRedis.group_commit() sends
+a write through a second coalescer, whose batches end with one WAIT, so every
+accept in a batch shares one wait for the replicas (a WAIT on the read lane
+would hold up the cache reads behind it).
 """
 import logging
 from typing import Any
@@ -25,23 +30,29 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 512  # bounds the wait of the last caller in a batch
 
+# (command, where its reply goes, (replicas, timeout_ms) to WAIT for after the batch, or None)
+Waiting = tuple[tuple[Any, ...], AsyncResult, tuple[int, int] | None]
+
 
 class RedisCoalescer:
     """Pipelines read commands from many greenlets over one connection."""
 
     def __init__(self, connection_pool: redis.ConnectionPool) -> None:
         self._pool = connection_pool
-        self._waiting: list[tuple[tuple[Any, ...], AsyncResult]] = []
+        self._waiting: list[Waiting] = []
         self._wake = Event()
         self._conn: Any = None
         self._runner: gevent.Greenlet | None = None
 
-    def execute(self, *args: Any, timeout: float) -> Any:
-        """Run one read command; the reply, or the error Redis (or the connection) gave."""
+    def execute(self, *args: Any, timeout: float, wait: tuple[int, int] | None = None) -> Any:
+        """Run one command; the reply, or the error Redis (or the connection) gave.
+
+        wait=(replicas, timeout_ms): the batch ends with WAIT, and the reply is (reply, replicas acknowledged).
+        """
         if self._runner is None or self._runner.dead:
             self._runner = gevent.spawn(self._run)
         result = AsyncResult()
-        self._waiting.append((args, result))
+        self._waiting.append((args, result, wait))
         self._wake.set()
         try:
             return result.get(timeout=timeout)
@@ -56,7 +67,7 @@ class RedisCoalescer:
                 batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
                 self._send(batch)
 
-    def _send(self, batch: list[tuple[tuple[Any, ...], AsyncResult]]) -> None:
+    def _send(self, batch: list[Waiting]) -> None:
         """Pipeline a batch; a stale connection (Redis restarted) is replaced and retried once.
 
         Retrying is safe for what goes through here: reads, and the accept
@@ -67,21 +78,32 @@ class RedisCoalescer:
             try:
                 if self._conn is None:
                     self._conn = self._pool.make_connection()
-                self._conn.send_packed_command(self._conn.pack_commands([args for args, _ in batch]))
-                for _, result in batch:
+                commands = [args for args, _, _ in batch]
+                wait = next((w for _, _, w in batch if w), None)
+                if wait:
+                    commands.append(("WAIT", *wait))
+                self._conn.send_packed_command(self._conn.pack_commands(commands))
+                replies: list[tuple[AsyncResult, Any, Exception | None, bool]] = []
+                for _, result, waits in batch:
                     try:
-                        result.set(self._conn.read_response())
-                    except redis.ResponseError as err:
-                        result.set_exception(err)  # an error reply for this command only
+                        replies.append((result, self._conn.read_response(), None, bool(waits)))
+                    except redis.ResponseError as error_reply:
+                        replies.append((result, None, error_reply, False))  # an error reply for this command only
+                acked = self._conn.read_response() if wait else None
+                for result, reply, failure, waited in replies:
+                    if failure is not None:
+                        result.set_exception(failure)
+                    else:
+                        result.set((reply, acked) if waited else reply)
                 return
             except Exception as err:  # the connection broke or timed out
                 log.warning("redis coalescer: %s", err)
                 if self._conn is not None:
                     self._conn.disconnect()
                     self._conn = None
-                batch = [(args, result) for args, result in batch if not result.ready()]
+                batch = [waiting for waiting in batch if not waiting[1].ready()]
                 if attempt == 2 or isinstance(err, redis.TimeoutError) or not batch:
-                    for _, result in batch:
+                    for _, result, _ in batch:
                         result.set_exception(err)
                     return
 
@@ -92,8 +114,14 @@ class CoalescingRedis(redis.Redis):
     def __init__(self, connection_pool: redis.ConnectionPool, **kwargs: Any) -> None:
         super().__init__(connection_pool=connection_pool, **kwargs)
         self._coalescer = RedisCoalescer(connection_pool)
+        self._commits = RedisCoalescer(connection_pool)  # the group-commit lane: its batches end with WAIT
         timeout = connection_pool.connection_kwargs.get("socket_timeout")
         self._timeout = float(timeout) if timeout else 2.0
+
+    def group_commit(self, command: tuple[Any, ...], replicas: int, timeout_ms: int) -> tuple[Any, int]:
+        """Run a write, then wait (with the rest of its batch) for `replicas`: (reply, replicas that have it)."""
+        reply, acked = self._commits.execute(*command, timeout=self._timeout, wait=(replicas, timeout_ms))
+        return reply, int(acked)
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         """Send one command through the coalescer; parse its reply as redis-py would."""

@@ -74,8 +74,10 @@ class SingleFlight:
 class ItemCache:
     """Cache-aside reads of items: Redis first, then one loader per key."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, reads: Reads, timebox: Timebox = no_timebox) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings, reads: Reads, timebox: Timebox = no_timebox,
+                 replica: redis.Redis | None = None) -> None:
         self.redis = client
+        self.replica = replica  # with Sentinel: serves cached reads while the primary is away
         self.settings = settings
         self.reads = reads
         self._timebox = timebox
@@ -88,9 +90,17 @@ class ItemCache:
         return bounded(CacheUnavailable, self._timebox, self.settings.redis_timeout)
 
     def peek(self, key: str) -> CacheEntry | None:
-        """The cached entry for key, or None on a miss (one round trip)."""
-        with self._bounded():
-            raw = self.redis.get(keys.item(key))
+        """The cached entry for key, or None on a miss (one round trip; a replica's if the primary is away)."""
+        try:
+            with self._bounded():
+                raw = self.redis.get(keys.item(key))
+        except CacheUnavailable:
+            if self.replica is None:
+                raise
+            with self._bounded():
+                raw = self.replica.get(keys.item(key))
+            if raw is None:  # a miss now would be answered from MySQL and cached nowhere: be unavailable
+                raise
         return CacheEntry.parse(raw)  # type: ignore[arg-type]
 
     def get(self, key: str, peeked: bool = False) -> CacheEntry:

@@ -41,6 +41,10 @@ class CacheUnavailable(RedisUnavailable):
     """The cache could not be read."""
 
 
+class ReplicationTimeout(StorageError):
+    """The write reached the primary but not WRITE_MIN_REPLICAS replicas in time: it may still land."""
+
+
 class Refused(StorageError):
     """The queue refused the write on purpose; nothing was queued."""
 

@@ -13,12 +13,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.exceptions import NoScriptError
 
 from webapp.config import Settings
 from webapp.metrics import ACCEPTED
 from webapp.storage import keys
 from webapp.storage.bounds import Timebox, no_timebox
-from webapp.storage.errors import Backpressure, CacheUnavailable, IdempotencyConflict, QueueUnavailable, RateLimited
+from webapp.storage.errors import (
+    Backpressure,
+    CacheUnavailable,
+    IdempotencyConflict,
+    QueueUnavailable,
+    RateLimited,
+    ReplicationTimeout,
+)
 from webapp.storage.records import Record, kind_of, pack
 from webapp.storage.redis_client import bounded, load_script
 
@@ -39,6 +47,7 @@ class Receipt:
 
     write_id: str
     accepted: int
+    durability: str = "aof"
 
     @property
     def status_url(self) -> str:
@@ -47,7 +56,8 @@ class Receipt:
 
     def as_dict(self) -> dict[str, Any]:
         """The 202 body."""
-        return {"write_id": self.write_id, "accepted": self.accepted, "status_url": self.status_url}
+        return {"write_id": self.write_id, "accepted": self.accepted, "status_url": self.status_url,
+                "durability": self.durability}
 
 
 class WriteQueue:
@@ -92,12 +102,18 @@ class WriteQueue:
             args: list[Any] = [write_id, kind, len(records), pack(records), self.settings.write_queue_high_water,
                                deadline_us, request_hash, interval, burst, int(self.settings.receipt_ttl),
                                IDEMPOTENCY_TTL, keys.ITEM, self.settings.write_queue_high_water_bytes]
-            result = self._accept(keys=script_keys, args=args)
+            if self.settings.write_durability == "replica":
+                result, acked = self._accept_on_replicas(script_keys, args)
+            else:
+                result, acked = self._accept(keys=script_keys, args=args), None
         status = result[0].decode()
         if status == "ok":
+            if acked is not None and acked < self.settings.write_min_replicas:
+                raise ReplicationTimeout(f"{acked} of {self.settings.write_min_replicas} replicas acknowledged",
+                                         retry_after=1)
             if result[3] == b"new":
                 ACCEPTED.labels(kind).inc(len(records))
-            return Receipt(result[1].decode(), int(result[2]))
+            return Receipt(result[1].decode(), int(result[2]), self.settings.write_durability)
         if status == "conflict":
             raise IdempotencyConflict()
         if status == "rate_limited":
@@ -105,6 +121,29 @@ class WriteQueue:
         if status == "backpressure":
             raise Backpressure(retry_after=5)
         raise QueueUnavailable("Redis ran the accept script after the client's deadline")
+
+    def _accept_on_replicas(self, script_keys: list[str], args: list[Any]) -> tuple[Any, int]:
+        """Run the accept script, then WAIT for WRITE_MIN_REPLICAS on the same connection: (reply, replicas).
+
+        A client that offers group_commit (the web's coalescer) sends one WAIT after a
+        whole batch of concurrent accepts, so they share the wait (group commit).
+        """
+        s = self.settings
+        timeout_ms = max(1, int(s.write_replica_timeout * 1000))
+        group_commit = getattr(self.redis, "group_commit", None)
+        if group_commit is None:
+            pipe = self.redis.pipeline(transaction=False)
+            self._accept(keys=script_keys, args=args, client=pipe)
+            pipe.execute_command("WAIT", s.write_min_replicas, timeout_ms)
+            reply, acked = pipe.execute()
+            return reply, int(acked)
+        command = ("EVALSHA", self._accept.sha, len(script_keys), *script_keys, *args)
+        try:
+            reply, acked = group_commit(command, s.write_min_replicas, timeout_ms)
+        except NoScriptError:  # a new primary after a failover, or a restarted Redis
+            self.redis.script_load(self._accept.script)
+            reply, acked = group_commit(command, s.write_min_replicas, timeout_ms)
+        return reply, int(acked)
 
     def _redis_clock_offset_us(self) -> int:
         """Redis's clock minus this host's, in us (measured every CLOCK_CHECK_S; 0 until known).

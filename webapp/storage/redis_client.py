@@ -5,18 +5,25 @@ bounded wait for a pooled connection. A stale pooled connection after a Redis
 restart fails at once and is retried once; a timeout is not retried, so a
 caller waits at most REDIS_TIMEOUT. The web passes its own client class (the
 coalescer in webapp/server/coalesce.py); everything here works with either.
+
+With Sentinel (REDIS_SENTINELS, or a redis+sentinel:// URL) every new
+connection asks the Sentinels where the primary is, so a failover is followed
+without a restart; during the election calls fail fast (MasterNotFoundError,
+a ConnectionError: 503 with Retry-After).
 """
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
-from webapp.config import Settings
+from webapp.config import RedisTarget, Settings
 from webapp.storage.bounds import Timebox
 from webapp.storage.errors import RedisUnavailable
 
@@ -25,13 +32,25 @@ log = logging.getLogger(__name__)
 LUA_DIR = Path(__file__).parent / "lua"
 
 
-def connect(settings: Settings, *, blocking: bool, pool_size: int | None = None,
-            client_class: type[redis.Redis] = redis.Redis) -> redis.Redis:
-    """A Redis client for this process (its pool notices forks and rebuilds).
+class PrimaryConnection(SentinelManagedConnection):
+    """A connection to the primary that asks Sentinel again on every reconnect, retries included.
 
-    blocking: wait (up to REDIS_TIMEOUT) for a free pooled connection instead of failing.
+    redis-py's own reconnects inside a retry skip the Sentinel lookup and go back to
+    the old primary (redis-py issue 3874): after a failover a retried command failed.
     """
-    kwargs = dict(
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self._sock:
+            self.connect()  # through Sentinel
+        super().send_packed_command(command, check_health)
+
+
+class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
+    """A bounded pool whose waiters block (up to its timeout), with the primary found through Sentinel."""
+
+
+def _pool_kwargs(settings: Settings, pool_size: int | None) -> dict[str, Any]:
+    return dict(
         socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
         socket_keepalive=True,
@@ -39,12 +58,48 @@ def connect(settings: Settings, *, blocking: bool, pool_size: int | None = None,
         retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         max_connections=pool_size or settings.redis_pool_size,
     )
+
+
+def sentinel(settings: Settings, target: RedisTarget) -> Sentinel:
+    """The Sentinels of `target`: short timeouts and no retries of their own, so an election fails fast."""
+    quick = min(0.5, settings.redis_timeout)
+    return Sentinel(list(target.sentinels), sentinel_kwargs={
+        "password": target.sentinel_password or None, "socket_timeout": quick, "socket_connect_timeout": quick,
+        "retry": Retry(NoBackoff(), 0)})
+
+
+def connect(settings: Settings, *, blocking: bool, pool_size: int | None = None,
+            client_class: type[redis.Redis] = redis.Redis) -> redis.Redis:
+    """A Redis client for this process (its pool notices forks and rebuilds).
+
+    blocking: wait (up to REDIS_TIMEOUT) for a free pooled connection instead of failing.
+    """
+    kwargs = _pool_kwargs(settings, pool_size)
+    target = settings.redis
     pool: redis.ConnectionPool
-    if blocking:
-        pool = redis.BlockingConnectionPool.from_url(settings.redis_url, timeout=settings.redis_timeout, **kwargs)
+    if target.is_sentinel:
+        kwargs.update(password=target.password or None, db=target.db, connection_class=PrimaryConnection)
+        manager = sentinel(settings, target)
+        if blocking:
+            pool = BlockingSentinelPool(target.service, manager, timeout=settings.redis_timeout, **kwargs)
+        else:
+            pool = SentinelConnectionPool(target.service, manager, **kwargs)
+    elif blocking:
+        pool = redis.BlockingConnectionPool.from_url(target.url, timeout=settings.redis_timeout, **kwargs)
     else:
-        pool = redis.ConnectionPool.from_url(settings.redis_url, **kwargs)
+        pool = redis.ConnectionPool.from_url(target.url, **kwargs)
     return client_class(connection_pool=pool)
+
+
+def connect_replica(settings: Settings) -> redis.Redis | None:
+    """A client for a replica (found through Sentinel), for cached reads while the primary is away; else None."""
+    target = settings.redis
+    if not target.is_sentinel:
+        return None
+    kwargs = _pool_kwargs(settings, 8)
+    kwargs.pop("max_connections")
+    return sentinel(settings, target).slave_for(target.service, password=target.password or None, db=target.db,
+                                                **kwargs)
 
 
 def load_script(client: redis.Redis, name: str) -> Script:

@@ -8,7 +8,7 @@ drain uses plain redis-py and the sockets' own timeouts.
 """
 from functools import cached_property
 
-import redis
+from redis import Redis
 
 from webapp.config import Settings
 from webapp.storage import redis_client
@@ -22,9 +22,9 @@ from webapp.storage.stream import Stream
 class Services:
     """Per-process storage for the web app (role "web") or a drain worker (role "worker")."""
 
-    _MADE_ON_USE = ("redis", "db", "replica", "reads", "cache", "queue", "stream")
+    _MADE_ON_USE = ("redis", "redis_replica", "db", "replica", "reads", "cache", "queue", "stream")
 
-    def __init__(self, settings: Settings, role: str = "web", redis_class: type[redis.Redis] = redis.Redis,
+    def __init__(self, settings: Settings, role: str = "web", redis_class: type[Redis] = Redis,
                  timebox: Timebox = no_timebox) -> None:
         self.settings = settings
         self.role = role
@@ -37,9 +37,14 @@ class Services:
             self.__dict__.pop(name, None)
 
     @cached_property
-    def redis(self) -> redis.Redis:
+    def redis(self) -> Redis:
         """The Redis client (a bounded, blocking pool in web workers)."""
         return redis_client.connect(self.settings, blocking=self.role == "web", client_class=self.redis_class)
+
+    @cached_property
+    def redis_replica(self) -> Redis | None:
+        """A Redis replica found through Sentinel (cached reads while the primary is away), or None."""
+        return redis_client.connect_replica(self.settings)
 
     @cached_property
     def db(self) -> Database:
@@ -66,7 +71,7 @@ class Services:
     @cached_property
     def cache(self) -> ItemCache:
         """Cache-aside reads of items."""
-        return ItemCache(self.redis, self.settings, self.reads, self.timebox)
+        return ItemCache(self.redis, self.settings, self.reads, self.timebox, self.redis_replica)
 
     @cached_property
     def queue(self) -> WriteQueue:
@@ -84,6 +89,7 @@ class Services:
             pool = self.__dict__.get(name)
             if pool is not None:
                 pool.close()
-        client = self.__dict__.get("redis")
-        if client is not None:
-            client.close()
+        for name in ("redis", "redis_replica"):
+            client = self.__dict__.get(name)
+            if client is not None:
+                client.close()

@@ -52,12 +52,26 @@ def check_servers(settings: Settings) -> None:
 
 
 def redis_problems(settings: Settings, client: redis.Redis) -> list[str]:
-    """What makes this Redis unsafe for queued writes, one sentence each (empty: safe)."""
+    """What makes this Redis unsafe for queued writes in the WRITE_DURABILITY mode, one sentence each."""
     persistence = client.info("persistence")
     memory = client.info("memory")
     problems = []
-    if not int(persistence.get("aof_enabled", 0)):
+    mode = settings.write_durability
+    if mode != "replica" and not int(persistence.get("aof_enabled", 0)):
         problems.append("appendonly is no, so a Redis restart loses every queued write: set appendonly yes")
+    if mode == "fsync":
+        try:
+            fsync = client.config_get("appendfsync").get("appendfsync", "")
+        except redis.ResponseError:  # CONFIG is disabled on some managed services
+            fsync = "unknown (CONFIG GET is refused)"
+        if fsync != "always":
+            problems.append(f"appendfsync is {fsync}, but WRITE_DURABILITY=fsync needs appendfsync always")
+    if mode == "replica":
+        replicas = int(client.info("replication").get("connected_slaves", 0))
+        if replicas < settings.write_min_replicas:
+            log.warning("Redis has %d connected replicas and WRITE_MIN_REPLICAS is %d: writes answer 503 "
+                        "replication_timeout until enough replicas are connected", replicas,
+                        settings.write_min_replicas)
     policy = str(memory.get("maxmemory_policy", ""))
     if policy != "noeviction" and not policy.startswith("volatile-"):
         problems.append(f"maxmemory-policy is {policy}, which may evict queued writes: "
@@ -67,9 +81,10 @@ def redis_problems(settings: Settings, client: redis.Redis) -> list[str]:
 
 def check_redis(settings: Settings) -> None:
     """Refuse a Redis that could lose or evict queued writes; warn if it cannot be reached."""
-    if not settings.redis_url:
+    if not (settings.redis_url or settings.redis_sentinels):
         return
-    where = _where(settings.redis_url)
+    target = settings.redis
+    where = (f"Sentinel service {target.service}" if target.is_sentinel else _where(target.url))
     client = connect(settings, blocking=False, pool_size=2)
     try:
         problems = redis_problems(settings, client)

@@ -26,14 +26,20 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
 -- The same request again (a client retry, or the coalescer resending after a
 -- broken connection): the same receipt, even if late.
+-- A replay writes the same value again: with WRITE_DURABILITY=replica the WAIT
+-- that follows then covers this connection's view of the original write too.
 local seen = redis.call('HGET', KEYS[4], 'accepted')
-if seen then return {'ok', ARGV[1], seen, 'replay'} end
+if seen then
+  redis.call('HSET', KEYS[4], 'accepted', seen)
+  return {'ok', ARGV[1], seen, 'replay'}
+end
 
 if KEYS[5] ~= '' then
   local previous = redis.call('GET', KEYS[5])
   if previous then
     local hash, write_id, count = string.match(previous, '^(%x+):([%w_]+):(%d+)$')
     if hash ~= ARGV[7] then return {'conflict'} end
+    redis.call('SET', KEYS[5], previous)
     return {'ok', write_id, count, 'replay'}
   end
 end
