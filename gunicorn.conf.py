@@ -48,6 +48,7 @@ limit_request_field_size = 8190
 # id, route, status, duration), so gunicorn's access log is off; gunicorn's own
 # messages go to stderr as JSON lines too.
 accesslog = None
+logger_class = "webapp.server.gunicorn_worker.Logger"  # gunicorn's own access record is never built
 errorlog = "-"
 loglevel = _settings.log_level
 logconfig_dict = {

@@ -53,7 +53,7 @@ def drain_backlog(stack, svc, records, sample=None):
     """Start workers on a queued backlog; return (records/s, [(seconds, depth, persisted)])."""
     from webapp.storage.keys import DEPTH
 
-    worker = stack.worker()
+    stack.worker.start()
     samples, first_drop, started = [], None, time.monotonic()
     while True:
         depth = int(svc.redis.get(DEPTH) or 0)
@@ -69,7 +69,6 @@ def drain_backlog(stack, svc, records, sample=None):
             raise RuntimeError(f"the drain did not finish in 15 minutes ({depth} records left)")
         time.sleep(0.25)
     took = samples[-1][0] - first_drop
-    worker.stop()
     return records / took, samples
 
 
@@ -82,6 +81,7 @@ def main(records=500_000):
     settings = stack.start()
     svc = Services(settings, role="worker")
     try:
+        stack.worker.stop()
         svc.redis.flushall()
         with pymysql.connect(**connect_kwargs(settings.mysql_url, settings, 60)) as con, con.cursor() as cur:
             cur.execute("TRUNCATE TABLE items")

@@ -1,14 +1,18 @@
 """`make bench`: the load scenarios, measured against references in one run, with a zero-loss audit.
 
-Runs on its own stack (bench/stack.py: private MariaDB and Redis under
-var/bench, gunicorn and Celery with the production settings), loads 410,000
-movie-like items, then:
+Runs the stack as `make run` does (bench/stack.py: deploy/run.py under
+var/bench, supervisord, Flower, request logs on), loads 410,000 movie-like
+items, then:
   references  hello-world ceiling (GET, POST), naive Flask + MySQL (GET, POST),
+              the seeds' design (Flask + one Celery task per POST),
               raw PyMySQL executemany (the drain's limit)
   scenarios   hot reads and cold reads at 50/500/2,000 connections, a crawler
-              burst, a log burst, mixed 90/10, a backlog drain, paced writes
-Writes bench/report.md, bench/results.json and the PNG charts. Every wrk run
-is bounded in time and only loads 127.0.0.1.
+              burst, a log burst, mixed 90/10, a backlog drain, paced writes,
+              and the 24-item POST in each WRITE_DURABILITY mode (fsync and
+              replica on stacks of their own, replica with a local replica)
+Every Spillway run records where the CPUs went. Writes bench/report.md,
+bench/results.json and the PNG charts. Every wrk run is bounded in time and
+only loads 127.0.0.1.
 """
 import json
 import os
@@ -25,7 +29,7 @@ import requests
 from bench import drain as drain_bench
 from bench import loadgen
 from bench.report import write_report
-from bench.stack import API_KEY, BenchStack
+from bench.stack import API_KEY, VAR, BenchStack
 from deploy.seed import seed
 from webapp.metrics import LAG_BUCKETS_MS
 from webapp.storage import keys
@@ -35,7 +39,7 @@ from webapp.storage.services import Services
 HERE = Path(__file__).parent
 KEYS = 410_000
 SECONDS = int(os.environ.get("BENCH_SECONDS", 10))  # per wrk run (the crawler burst runs 2x)
-STEPS = 29
+STEPS = 37
 
 
 class Progress:
@@ -75,12 +79,14 @@ class Bench:
             con.close()
 
     def wrk(self, name, url, connections, script=None, seconds=SECONDS, role="spillway", **env):
-        """Run wrk, keep the result, report progress."""
+        """Run wrk, keep the result and (for Spillway) where the CPUs went, report progress."""
         wrk_env = {**os.environ, "KEYS": str(KEYS), "API_KEY": API_KEY, **{k: str(v) for k, v in env.items()}}
         log_start = self.web.log_path.stat().st_size if role == "spillway" else 0
-        result = loadgen.run(name, url, connections, seconds, script=script, env=wrk_env)
+        with CpuMeter(self.stack if role == "spillway" else None) as cpu:
+            result = loadgen.run(name, url, connections, seconds, script=script, env=wrk_env)
         errors = self._error_codes(log_start) if role == "spillway" else {}
-        self.results["runs"].append({**result.__dict__, "role": role, "raw": None, "errors": errors})
+        self.results["runs"].append({**result.__dict__, "role": role, "raw": None, "errors": errors,
+                                     "cpu": cpu.cores if role == "spillway" else None})
         self.progress.step(f"{name} c{connections}: {result.rps:,.0f} req/s, p99 {result.p99:.1f} ms, "
                            f"non-2xx {result.non2xx}, timeouts {result.timeouts}, socket errors {result.socket_errors}")
         return result
@@ -90,6 +96,8 @@ class Bench:
         time.sleep(0.6)  # request lines are written out twice a second
         codes = {}
         with open(self.web.log_path, "rb") as log:
+            if log.seek(0, 2) < offset:  # supervisord rotated the log meanwhile
+                offset = 0
             log.seek(offset)
             for line in log:
                 if b'"error": ' in line and b'"event": "request"' in line:
@@ -136,14 +144,16 @@ class Bench:
                            f"{line['lost']} lost, {line['duplicated']} duplicated")
 
     def start_spillway(self):
-        """The web server and a drain worker with production settings."""
-        self.web = self.stack.web()
-        self.worker = self.stack.worker()
+        """Spillway's web server, drain worker and Flower, as `make run` runs them."""
+        self.stack.spillway(True)
+        self.stack.worker.start()
+        self.web, self.worker = self.stack.web, self.stack.worker
 
     # --- the bench ------------------------------------------------------------------------
 
     def setup(self):
         """Empty state, 410,000 demo items, the naive reference's table."""
+        self.stack.spillway(False)
         self.svc.redis.flushall()
         for statement in ("TRUNCATE TABLE items", "TRUNCATE TABLE events", "TRUNCATE TABLE dead_letters",
                           "DROP TABLE IF EXISTS naive_items", "CREATE TABLE naive_items LIKE items"):
@@ -152,16 +162,30 @@ class Bench:
         self.progress.step(f"seeded {KEYS:,} movie-like items in {took:.1f}s")
 
     def references(self):
-        """The ceiling and the naive design, under the same gunicorn settings."""
-        hello = self.stack.web(app="bench.hello:app")
+        """The ceiling, the naive design and the seeds' Celery design, under the same gunicorn settings."""
+        hello = self.stack.reference("bench.hello:app")
         for c in (50, 500, 2000):
             self.wrk("ceiling GET", hello.url, c, "get_random.lua", role="ceiling")
         self.wrk("ceiling POST 24 items", hello.url, 50, "post_items.lua", role="ceiling", RUN="ceil")
-        self.stack.stop_processes()
-        naive = self.stack.web(app="bench.naive:app")
+        self.stack.stop_references()
+        naive = self.stack.reference("bench.naive:app")
         self.wrk("naive GET", naive.url, 50, "get_random.lua", role="naive")
         self.wrk("naive POST 24 items", naive.url, 50, "post_items.lua", role="naive", RUN="naive")
-        self.stack.stop_processes()
+        self.stack.stop_references()
+        self.sql("TRUNCATE TABLE naive_items")
+        seeds = self.stack.reference("bench.seeds:app")
+        self.stack.celery("bench.seeds:celery", "seeds")
+        started = time.monotonic()
+        r = self.wrk("seeds POST 24 items", seeds.url, 50, "post_items.lua", role="seeds", RUN="seeds")
+        while self.svc.redis.llen("seeds") > 0 and time.monotonic() - started < 600:
+            time.sleep(0.5)
+        stored = self.sql("SELECT COUNT(*) FROM naive_items WHERE k >= 'seeds-' AND k < 'seeds.'")
+        self.results["targets"].update(seeds_end_to_end_rows_per_s=stored / (time.monotonic() - started),
+                                       seeds_rows=stored, seeds_seconds=r.seconds)
+        self.progress.step(f"seeds' design: {stored:,} rows in MySQL, "
+                           f"{stored / (time.monotonic() - started):,.0f} rows/s end to end")
+        self.stack.stop_references()
+        self.stack.spillway(True)
 
     def reads(self):
         """Hot reads (cache warm) and cold reads (cache flushed) at 50/500/2,000 connections."""
@@ -188,10 +212,9 @@ class Bench:
         timeline, stop = [], threading.Event()
         sampler = threading.Thread(target=self._burst_sampler, args=(timeline, stop))
         sampler.start()  # one clock from the burst's start until the queue is empty
-        with CpuMeter(self) as cpu:
-            r = self.wrk("crawler burst POST 24 items", self.web.url, 50, "post_items.lua", seconds=2 * SECONDS,
-                         RUN="crawl")
-        self.results["targets"]["burst_cpu_cores"] = cpu.cores
+        r = self.wrk("crawler burst POST 24 items", self.web.url, 50, "post_items.lua", seconds=2 * SECONDS,
+                     RUN="crawl")
+        self.results["targets"]["burst_cpu_cores"] = self.results["runs"][-1]["cpu"]
         took = self.drained()
         stop.set()
         sampler.join()
@@ -223,7 +246,7 @@ class Bench:
 
     def drain_limit(self):
         """Raw executemany vs the drain on a 500,000-record backlog."""
-        self.stack.stop_processes()
+        self.stack.spillway(False)
         raw = drain_bench.raw_executemany(self.settings, 500_000)
         self.progress.step(f"raw executemany of 1,000-row upserts: {raw:,.0f} rows/s")
         self.svc.redis.flushall()
@@ -259,6 +282,28 @@ class Bench:
         stats = {k.decode(): int(v) for k, v in self.svc.redis.hgetall(keys.STATS).items()}
         return {b: stats.get(f"lag_le_{b}", 0) for b in (*LAG_BUCKETS_MS, "inf")}
 
+    def durability(self):
+        """The 24-item POST in each WRITE_DURABILITY mode, aof here, fsync and replica on stacks of their own."""
+        before = self.accepted_records()
+        self.wrk("durability aof: POST 24 items", self.web.url, 50, "post_items.lua", RUN="dur-aof")
+        self.drained()
+        self.audit("durability aof", "items", "dur-aof", before, 0)
+        self.stack.stop()
+        for mode, ha in (("fsync", False), ("replica", True)):
+            var = VAR.parent / f"bench-{mode}"
+            self.stack = BenchStack(var=var, ha=ha, WRITE_DURABILITY=mode)
+            self.settings = self.stack.start()
+            self.svc.close()
+            self.svc = Services(self.settings, role="worker")
+            self.web, self.worker = self.stack.web, self.stack.worker
+            if ha:  # WAIT needs the replica attached: give the Sentinels a moment to see it
+                _wait_replica(self.svc)
+            before = self.accepted_records()
+            self.wrk(f"durability {mode}: POST 24 items", self.web.url, 50, "post_items.lua", RUN=f"dur-{mode}")
+            self.drained()
+            self.audit(f"durability {mode}", "items", f"dur-{mode}", before, 0)
+            self.stack.stop()
+
     def run(self):
         """Everything, then the report."""
         started = time.monotonic()
@@ -269,6 +314,7 @@ class Bench:
             self.writes()
             self.drain_limit()
             self.paced_lag()
+            self.durability()
         finally:
             self.stack.stop()
         self.results["seconds"] = time.monotonic() - started
@@ -280,14 +326,19 @@ class Bench:
 class CpuMeter:
     """CPU used by each part of the stack (and left idle) while a block runs, in cores."""
 
-    def __init__(self, bench):
-        self.groups = {"web workers": bench.web.pid, "drain (Celery)": bench.worker.pid,
-                       "Redis": bench.stack.servers.redis.pid, "MariaDB": bench.stack.servers.mariadb.pid}
+    def __init__(self, stack):
+        self.groups = {}
+        if stack is not None:
+            self.groups = {"web": stack.web.pid, "drain": stack.worker.pid, "Redis": stack.server_pid("redis"),
+                           "MariaDB": stack.server_pid("mariadb"),
+                           "flower": int(stack.ctl("pid", "flower").stdout.strip() or 0),
+                           "supervisord": -int((stack.var / "run" / "supervisord.pid").read_text())}  # itself only
 
     @staticmethod
     def _ticks(pid):
+        """CPU ticks of a process and its descendants (a negative pid: of the process alone)."""
         total = 0
-        for p in [pid, *_descendants(pid)]:
+        for p in ([-pid] if pid < 0 else [pid, *_descendants(pid)]):
             try:
                 fields = Path(f"/proc/{p}/stat").read_text().split(") ")[-1].split()
             except OSError:
@@ -316,8 +367,10 @@ class CpuMeter:
         self.cores["wrk"] = round((usage.ru_utime + usage.ru_stime - self.wrk_before.ru_utime
                                    - self.wrk_before.ru_stime) / seconds, 2)
         idle, total = self._system()
-        self.cores["idle"] = round((idle - self.system_before[0]) / max(1, total - self.system_before[1])
-                                   * (os.cpu_count() or 1), 2)
+        cpus = os.cpu_count() or 1
+        self.cores["idle"] = round((idle - self.system_before[0]) / max(1, total - self.system_before[1]) * cpus, 2)
+        if self.groups:  # everything else on the machine (other processes, the kernel's own work)
+            self.cores["other"] = round(max(0.0, cpus - sum(self.cores.values())), 2)
 
 
 def _descendants(pid):
@@ -353,6 +406,16 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         return round(self.max_kb / 1024, 1)
+
+
+def _wait_replica(svc, timeout=60):
+    """Wait until the primary has a replica attached (WRITE_DURABILITY=replica waits for it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if int(svc.redis.info("replication").get("connected_slaves", 0)) >= 1:
+            return
+        time.sleep(0.5)
+    raise RuntimeError("no replica attached to the primary")
 
 
 def _chunks(iterable, size):

@@ -16,6 +16,13 @@ WRITE_CLAIM_IDLE. If MySQL is away or refuses the batch for a reason of its
 own, the batch is retried with backoff, stays unacknowledged, and the trouble
 is reported (/readyz, /metrics).
 
+A burst. While writes arrive faster than the drains could write them (more
+than YIELD_PACE of the pace they measured) and the oldest queued write is
+younger than DRAIN_LAG_BUDGET_S, the drain pauses between batches: on a host
+it shares with the web, the CPUs go to taking the burst (the queue absorbs
+it), and past the budget the drain takes what it needs. At a steady load the
+drains can keep up with, they never pause, so the lag stays short.
+
 A full Redis. Acknowledging, leases and heartbeats work at maxmemory (their
 scripts may), but publishing the successor task does not: a task that cannot
 hand over keeps draining itself, for up to HANDOVER_PATIENCE, so the memory
@@ -43,6 +50,9 @@ from webapp.storage.stream import Entry
 log = logging.getLogger(__name__)
 
 HANDOVER_PATIENCE = 300.0  # seconds a task keeps draining while it cannot publish its successor
+YIELD_CHECK_S = 0.25  # how often a drain looks at the backlog to decide whether to pause
+YIELD_DEPTH = 2  # a burst has at least this many full batches queued...
+YIELD_PACE = 0.75  # ...and writes arriving at more than this share of what the drains can write
 _SUMMED = ("rows", "items", "events", "dead", "batches", "retries")
 
 
@@ -65,6 +75,9 @@ class Drainer:
                                        "lag_ms_max": 0, "lag_ms_avg": 0, "retries": 0, "status": "ok"}
         self._lag_total = 0
         self._in_trouble = False
+        self._next_look = 0.0
+        self._last_look: tuple[float, int] | None = None  # (when, records accepted by then)
+        self._pace = 0.0  # records/s this drain writes while it works (measured, smoothed)
 
     def alive(self) -> bool:
         """Renew the slot lease and heartbeat; False if the slot is lost or the worker stops."""
@@ -106,9 +119,31 @@ class Drainer:
         self.result["lag_ms_avg"] = round(self._lag_total / self.result["rows"]) if self.result["rows"] else 0
         return self.result
 
+    def yielding(self) -> bool:
+        """True while a burst is young enough to leave the CPUs to the web (DRAIN_LAG_BUDGET_S)."""
+        s = self.settings
+        now = time.monotonic()
+        if not s.drain_lag_budget or now < self._next_look or not self._pace:
+            return False
+        self._next_look = now + YIELD_CHECK_S
+        depth, age, accepted, alive = self.stream.backlog()
+        last, self._last_look = self._last_look, (now, accepted)
+        if last is None or now - last[0] > 5 * YIELD_CHECK_S:
+            return False  # no recent look to measure the arrival rate against
+        arriving = (accepted - last[1]) / (now - last[0])
+        hot = (arriving > YIELD_PACE * self._pace * max(1, alive) and depth >= YIELD_DEPTH * s.write_batch_max
+               and depth < s.write_queue_high_water // 2)
+        if hot and age < s.drain_lag_budget * 0.8:
+            self.result["yielded_s"] = round(self.result.get("yielded_s", 0) + YIELD_CHECK_S, 2)
+            return True
+        return False
+
     def next_batch(self) -> list[Entry]:
         """Whole entries holding up to WRITE_BATCH_MAX records, or what arrived within the flush interval."""
         s = self.settings
+        if self.yielding():
+            time.sleep(YIELD_CHECK_S)
+            return []
         if time.monotonic() >= self.next_claim:
             self.carry += self.stream.claim_stale(self.consumer, 100)
             self.next_claim = time.monotonic() + s.write_claim_idle / 3
@@ -155,6 +190,7 @@ class Drainer:
     def write(self, batch: list[Entry]) -> bool:
         """Write a batch (retrying while MySQL is away), then acknowledge it; False to stop."""
         records = [q for entry in batch for q in entry.queued()]
+        started = time.monotonic()
         pause = 0.2
         while True:
             dead: dict[int, str] = {}
@@ -188,6 +224,9 @@ class Drainer:
             field = f"lag_le_{bucket(lag, LAG_BUCKETS_MS)}"
             stats[field] = stats.get(field, 0) + 1
         self.stream.ack(batch, frozenset(dead), stats)
+        if self.result["retries"] == 0:  # this drain's pace while it works, smoothed
+            pace = len(records) / max(1e-3, time.monotonic() - started)
+            self._pace = pace if not self._pace else 0.8 * self._pace + 0.2 * pace
         if self._in_trouble:
             self._in_trouble = False
             self.leases.clear_trouble()

@@ -74,6 +74,7 @@ class Settings:
     write_flush_interval: float = setting("WRITE_FLUSH_INTERVAL", 0.2, "seconds the drain waits to fill a batch before writing what it has")
     write_claim_idle: float = setting("WRITE_CLAIM_IDLE", 15.0, "seconds after which entries held by a silent worker are reclaimed")
     drain_concurrency: int = setting("DRAIN_CONCURRENCY", 0, "drain tasks running at once across all worker hosts; 0: WORKER_CONCURRENCY")
+    drain_lag_budget: float = setting("DRAIN_LAG_BUDGET_S", 5.0, "during a burst of writes the drain pauses while the oldest queued write is younger than this, leaving the CPUs to the web; past it the drain takes what it needs (0: never pause)")
     drain_task_seconds: float = setting("DRAIN_TASK_SECONDS", 5.0, "seconds one drain task runs before handing over to its successor")
     # --- processes ------------------------------------------------------------
     bind_host: str = setting("BIND_HOST", "127.0.0.1", "address the web server listens on (0.0.0.0 behind a remote proxy)")

@@ -89,5 +89,9 @@ def idempotency(raw: bytes) -> dict[str, str]:
         return {}
     if not 1 <= len(header) <= 255:
         raise ValidationFailed(details=[{"path": "Idempotency-Key", "message": "must be 1 to 255 characters"}])
-    digest = hashlib.sha256(f"{request.method} {request.path}\n".encode() + raw).hexdigest()[:32]
-    return {"idempotency_key": header, "request_hash": digest}
+    return {"idempotency_key": header, "request_hash": request_digest(request.method, request.path, raw)}
+
+
+def request_digest(method: str, path: str, raw: bytes) -> str:
+    """What an Idempotency-Key is bound to: the method, the path and the body."""
+    return hashlib.sha256(f"{method} {path}\n".encode() + raw).hexdigest()[:32]

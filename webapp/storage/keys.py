@@ -6,6 +6,7 @@ an argument), so this module is the one place that names them:
   queue               the Stream: one entry per accepted write, with all its records
   queue:depth         queued records (not entries), for backpressure and /readyz
   queue:bytes         queued bytes (an item counts twice: Stream and pending entry)
+  queue:accepted      records accepted so far (the drain compares its pace with it)
   queue:unreadable    entries the drain could not parse, set aside with the reason
   version             the last version given to a record
   write:<id>          a write's receipt (hash), kept RECEIPT_TTL
@@ -28,6 +29,7 @@ STREAM = PREFIX + "queue"
 GROUP = "drain"
 DEPTH = PREFIX + "queue:depth"
 BYTES = PREFIX + "queue:bytes"
+ACCEPTED = PREFIX + "queue:accepted"
 EXPIRY = PREFIX + "expiry"
 UNREADABLE = PREFIX + "queue:unreadable"
 VERSION = PREFIX + "version"

@@ -94,7 +94,7 @@ class WriteQueue:
             rate_key = keys.rate(key_id)
             interval, burst = self._rate
         script_keys = [keys.STREAM, keys.DEPTH, keys.VERSION, keys.receipt(write_id), idem, rate_key, keys.BYTES,
-                       keys.EXPIRY]
+                       keys.EXPIRY, keys.ACCEPTED]
         with bounded(QueueUnavailable, self._timebox, timeout):
             # The script refuses to run after this moment, in Redis's clock: by then this
             # request has answered 503, and a late-arriving command must not queue it anyway.

@@ -7,6 +7,7 @@ bytes it counts against WRITE_QUEUE_HIGH_WATER_BYTES, r the records
 the receipt, the counters, the stats, and the cache entries' TTLs.
 """
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +68,20 @@ class Stream:
         self._ack = load_script(client, "ack")
         self._prune = load_script(client, "prune")
         self._claim_from = "0-0"  # where XAUTOCLAIM goes on from, across calls
+
+    def backlog(self) -> tuple[int, float, int, int]:
+        """(queued records, age in seconds of the oldest queued write, records accepted so far, drains alive)."""
+        now_ms = int(time.time() * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.DEPTH)
+        pipe.xrange(keys.STREAM, count=1)
+        pipe.get(keys.ACCEPTED)
+        pipe.zcount(keys.ALIVE, now_ms - 30_000, "+inf")
+        depth, first, accepted, alive = pipe.execute()
+        age = 0.0
+        if first:
+            age = max(0.0, now_ms / 1000 - int(first[0][0].split(b"-")[0]) / 1000)
+        return int(depth or 0), age, int(accepted or 0), int(alive)
 
     def ensure_group(self) -> None:
         """Create the consumer group (from the Stream's start, so nothing queued is skipped)."""

@@ -7,6 +7,7 @@
 -- KEYS[1] stream  KEYS[2] depth counter (records)  KEYS[3] version counter
 -- KEYS[4] receipt  KEYS[5] idempotency key ('' if none)  KEYS[6] rate-limit key ('' if off)
 -- KEYS[7] queued bytes counter  KEYS[8] expiry index (receipts, idempotency keys)
+-- KEYS[9] records accepted so far
 -- ARGV[1] write_id  ARGV[2] kind  ARGV[3] record count
 -- ARGV[4] records: fields joined by \0, records by \1 (webapp/storage/records.py)
 -- ARGV[5] high water (records)  ARGV[6] client deadline (us, in Redis's clock; 0 none)
@@ -101,6 +102,7 @@ redis.call('HSET', KEYS[4], 'kind', ARGV[2], 'accepted', ARGV[3], 'persisted', 0
 redis.call('ZADD', KEYS[8], fmt(now_ms + tonumber(ARGV[10]) * 1000), KEYS[4])
 redis.call('INCRBY', KEYS[2], n)
 redis.call('INCRBY', KEYS[7], size)
+redis.call('INCRBY', KEYS[9], n)
 if KEYS[5] ~= '' then
   redis.call('SET', KEYS[5], ARGV[7] .. ':' .. ARGV[1] .. ':' .. ARGV[3])
   redis.call('ZADD', KEYS[8], fmt(now_ms + tonumber(ARGV[11]) * 1000), KEYS[5])
