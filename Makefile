@@ -28,6 +28,8 @@ run-ha: sysdeps venv
 
 test: sysdeps venv check
 	@deploy/sysdeps.sh test
+	promtool check rules deploy/prometheus-alerts.yml
+	promtool test rules deploy/prometheus-alerts.test.yml
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 check: venv
