@@ -8,13 +8,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 N ?= 410000
 
-.PHONY: help run run-ha test check seed warm bench sysdeps venv clean
+.PHONY: help run run-ha test check status seed warm bench sysdeps venv clean
 
 help:
 	@echo "make run         start MariaDB, Redis, web, worker and Flower (Ctrl-C stops all)"
 	@echo "make run-ha      the same, plus a Redis replica and three Sentinels (failover), under var/ha"
 	@echo "make test        checks (ruff, mypy, import contracts), then the tests against private servers"
 	@echo "make check       only the checks: ruff, mypy, lint-imports (seconds, no servers)"
+	@echo "make status      the queue, the drain, dead letters and the processes at a glance"
 	@echo "make seed N=...  load N demo items into the stack's MySQL (default $(N))"
 	@echo "make warm        load every item from MySQL into the Redis cache"
 	@echo "make bench       the load bench; writes bench/report.md and charts"
@@ -36,6 +37,9 @@ check: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
+
+status: venv
+	@$(PY) -m deploy.status
 
 seed: sysdeps venv
 	$(PY) -m deploy.seed $(N)
