@@ -8,13 +8,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 N ?= 410000
 
-.PHONY: help run run-ha test check seed warm bench sysdeps venv clean
+.PHONY: help run run-ha test check status seed warm bench sysdeps venv clean
 
 help:
 	@echo "make run         start MariaDB, Redis, web, worker and Flower (Ctrl-C stops all)"
 	@echo "make run-ha      the same, plus a Redis replica and three Sentinels (failover), under var/ha"
 	@echo "make test        checks (ruff, mypy, import contracts), then the tests against private servers"
 	@echo "make check       only the checks: ruff, mypy, lint-imports (seconds, no servers)"
+	@echo "make status      the queue, the drain, dead letters and the processes at a glance"
 	@echo "make seed N=...  load N demo items into the stack's MySQL (default $(N))"
 	@echo "make warm        load every item from MySQL into the Redis cache"
 	@echo "make bench       the load bench; writes bench/report.md and charts"
@@ -28,12 +29,17 @@ run-ha: sysdeps venv
 
 test: sysdeps venv check
 	@deploy/sysdeps.sh test
+	promtool check rules deploy/prometheus-alerts.yml
+	promtool test rules deploy/prometheus-alerts.test.yml
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 check: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
+
+status: venv
+	@$(PY) -m deploy.status
 
 seed: sysdeps venv
 	$(PY) -m deploy.seed $(N)

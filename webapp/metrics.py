@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -26,6 +26,15 @@ LATENCY = Histogram("spillway_http_request_duration_seconds", "Time from request
 CACHE = Counter("spillway_cache_requests_total", "Item reads by cache outcome", ["result"])
 POOL = Counter("spillway_db_pool_events_total", "MySQL pool waits and timeouts", ["event"])
 ACCEPTED = Counter("spillway_records_accepted_total", "Records queued by writes answered 202", ["kind"])
+# Why the queue refused a write (nothing queued); the API's error code of the answer.
+REFUSAL_REASONS = ("backpressure", "rate_limited", "queue_unavailable", "replication_timeout", "idempotency_conflict")
+REFUSALS = Counter("spillway_write_refusals_total", "Writes the queue refused, nothing queued", ["reason"])
+for _reason in REFUSAL_REASONS:
+    REFUSALS.labels(_reason)  # exported at 0 from the start, so rate() and alerts see every reason
+# Per web worker; /metrics shows the highest of the live workers (a dead worker's value goes with it).
+BREAKER_OPEN = Gauge("spillway_db_breaker_open",
+                     "1 while reads fail fast after repeated MySQL connection failures (the breaker is open)",
+                     ["database"], multiprocess_mode="livemax")
 
 _children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 

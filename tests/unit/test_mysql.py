@@ -34,3 +34,24 @@ def test_breaker_fails_fast_after_repeated_failures_then_lets_one_probe_through(
         b.check()  # others still fail fast while it runs
     b.succeeded()
     b.check()
+
+
+def test_breaker_gauge_is_1_from_the_opening_until_a_success():
+    from prometheus_client import REGISTRY
+
+    def gauge():
+        return REGISTRY.get_sample_value("spillway_db_breaker_open", {"database": "unit-test"})
+
+    b = Breaker(cooldown=0.01, threshold=3, database="unit-test")
+    assert gauge() == 0
+    b.failed()
+    b.failed()
+    assert gauge() == 0
+    b.failed()
+    assert gauge() == 1
+    time.sleep(0.02)
+    b.check()  # the probe ...
+    b.failed()  # ... fails: still open
+    assert gauge() == 1
+    b.succeeded()
+    assert gauge() == 0

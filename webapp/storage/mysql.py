@@ -19,7 +19,7 @@ import pymysql
 from dbutils.pooled_db import PooledDB
 
 from webapp.config import Settings, parse_mysql_url
-from webapp.metrics import POOL
+from webapp.metrics import BREAKER_OPEN, POOL
 from webapp.storage.bounds import Timebox, no_timebox
 from webapp.storage.errors import DatabaseUnavailable, PoolTimeout, Unavailable
 
@@ -72,13 +72,16 @@ class Breaker:
     timeout, holding a request slot that cached reads need. After `threshold`
     consecutive connection failures, callers get DatabaseUnavailable at once
     for `cooldown` seconds; then one caller probes, and a success closes it.
+    `spillway_db_breaker_open{database}` is 1 from the opening until that success.
     """
 
-    def __init__(self, cooldown: float, threshold: int = 3) -> None:
+    def __init__(self, cooldown: float, threshold: int = 3, database: str = "primary") -> None:
         self.cooldown = cooldown
         self.threshold = threshold
         self.failures = 0
         self.open_until = 0.0
+        self._gauge = BREAKER_OPEN.labels(database)
+        self._gauge.set(0)
 
     def check(self) -> None:
         """Raise DatabaseUnavailable while open; let one probe through after the cooldown."""
@@ -95,9 +98,12 @@ class Breaker:
         self.failures += 1
         if self.failures == self.threshold:
             self.open_until = time.monotonic() + self.cooldown
+            self._gauge.set(1)
 
     def succeeded(self) -> None:
         """MySQL answered: close."""
+        if self.failures >= self.threshold:
+            self._gauge.set(0)
         self.failures = 0
 
 
@@ -105,7 +111,7 @@ class Database:
     """A bounded pool of MySQL connections for one process."""
 
     def __init__(self, url: str, settings: Settings, size: int, read_timeout: float, env: str = "MYSQL_URL",
-                 timebox: Timebox = no_timebox) -> None:
+                 timebox: Timebox = no_timebox, name: str = "primary") -> None:
         self.size = size
         self.read_timeout = read_timeout
         self.pool_timeout = settings.db_pool_timeout
@@ -114,7 +120,7 @@ class Database:
         self._pid: int | None = None
         self._pool: PooledDB | None = None
         self._slots = threading.BoundedSemaphore(size)
-        self.breaker = Breaker(settings.db_retry_interval)
+        self.breaker = Breaker(settings.db_retry_interval, database=name)
 
     def _ensure_pool(self) -> PooledDB:
         """Make the pool on first use in this process (again after a fork)."""

@@ -16,7 +16,7 @@ import redis
 from redis.exceptions import NoScriptError
 
 from webapp.config import Settings
-from webapp.metrics import ACCEPTED
+from webapp.metrics import ACCEPTED, REFUSALS
 from webapp.storage import keys
 from webapp.storage.bounds import Timebox, no_timebox
 from webapp.storage.errors import (
@@ -26,6 +26,7 @@ from webapp.storage.errors import (
     QueueUnavailable,
     RateLimited,
     ReplicationTimeout,
+    StorageError,
 )
 from webapp.storage.records import Record, kind_of, pack
 from webapp.storage.redis_client import bounded, load_script
@@ -34,6 +35,11 @@ ALIVE_WINDOW_MS = 30_000  # a drain that has not beaten for this long counts as 
 TROUBLE_WINDOW_MS = 30_000  # a drain retrying a server error reported it within this
 IDEMPOTENCY_TTL = 24 * 3600
 CLOCK_CHECK_S = 10.0  # how often a web worker measures its clock against Redis's
+# spillway_write_refusals_total{reason}: the first class that matches names the reason.
+REFUSED_FOR: tuple[tuple[type[StorageError], str], ...] = (
+    (Backpressure, "backpressure"), (RateLimited, "rate_limited"), (IdempotencyConflict, "idempotency_conflict"),
+    (ReplicationTimeout, "replication_timeout"), (QueueUnavailable, "queue_unavailable"),
+)
 
 
 def new_write_id() -> str:
@@ -80,8 +86,18 @@ class WriteQueue:
 
         For items the script also caches each record as a pending entry (read-
         your-writes). Raises IdempotencyConflict, RateLimited, Backpressure or
-        QueueUnavailable; nothing was queued then.
+        QueueUnavailable; nothing was queued then. Each refusal is counted in
+        spillway_write_refusals_total{reason}.
         """
+        try:
+            return self._append(records, key_id, idempotency_key, request_hash)
+        except StorageError as err:
+            REFUSALS.labels(next((reason for kind, reason in REFUSED_FOR if isinstance(err, kind)),
+                                 "queue_unavailable")).inc()
+            raise
+
+    def _append(self, records: Sequence[Record], key_id: str, idempotency_key: str | None,
+                request_hash: str) -> Receipt:
         kind = kind_of(records)
         write_id = new_write_id()
         timeout = self.settings.redis_timeout

@@ -61,7 +61,7 @@ class Services:
         if not s.mysql_replica_url:
             return None
         return Database(s.mysql_replica_url, s, s.db_pool_size, s.db_query_timeout, env="MYSQL_REPLICA_URL",
-                        timebox=self.timebox)
+                        timebox=self.timebox, name="replica")
 
     @cached_property
     def reads(self) -> Reads:
