@@ -19,7 +19,7 @@ def ensure_env_file(path=None):
     names = {line.split("=", 1)[0].strip() for line in existing.splitlines() if "=" in line}
     added = {}
     if "API_KEYS" not in names and not os.environ.get("API_KEYS"):
-        added["API_KEYS"] = "sk_" + secrets.token_urlsafe(24)
+        added["API_KEYS"] = "sk_" + secrets.token_urlsafe(24) + ":write+read+admin"
     if "FLOWER_BASIC_AUTH" not in names and not os.environ.get("FLOWER_BASIC_AUTH"):
         added["FLOWER_BASIC_AUTH"] = "admin:" + secrets.token_urlsafe(18)
     if "PRIVATE_REDIS_PASSWORD" not in names and not os.environ.get("PRIVATE_REDIS_PASSWORD"):

@@ -124,7 +124,10 @@ def _child_environment(settings, urls, var_dir):
     """The environment supervisord and its programs run with."""
     env = dict(os.environ)
     for name, value in env_file_values().items():
-        env.setdefault(name, value)  # Flower reads FLOWER_* from the environment itself
+        if name.startswith("FLOWER_"):  # Flower reads these from the environment itself
+            env.setdefault(name, value)
+    # Everything else stays in .env, which the programs read themselves: a reload
+    # (supervisorctl signal HUP web) then picks up changed keys.
     env.update(urls)
     env.update({
         MARK: str(var_dir),
@@ -220,7 +223,7 @@ def _banner(settings, urls, stack):
         f"  Redis       {masked(urls['REDIS_URL'])}   ({redis})",
         f"  Durability  WRITE_DURABILITY={settings.write_durability}: "
         f"a 202 means {PROMISES[settings.write_durability]}",
-        f"  Try:  KEY=$(grep ^API_KEYS {env_file} | cut -d= -f2 | cut -d, -f1)",
+        f"  Try:  KEY=$(grep ^API_KEYS {env_file} | cut -d= -f2 | cut -d, -f1 | cut -d: -f1)",
         "        curl -X POST -H \"Authorization: Bearer $KEY\" -H 'Content-Type: application/json' \\",
         f"             -d '{{\"items\":[{{\"key\":\"hello\",\"data\":{{\"n\":1}}}}]}}' {base}/api/v1/items",
         f"        curl {base}/api/v1/items/hello",

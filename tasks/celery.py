@@ -25,7 +25,7 @@ from webapp.storage.startup import check_servers
 
 log = logging.getLogger(__name__)
 
-app = Celery("spillway", include=["tasks.drain"])
+app = Celery("spillway", include=["tasks.drain", "tasks.redrive", "tasks.retention"])
 app.config_from_object("celeryconfig")
 
 # Storage of this process, made on first use (never at import).

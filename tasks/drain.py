@@ -45,7 +45,7 @@ from webapp.metrics import BATCH_BUCKETS, LAG_BUCKETS_MS, bucket
 from webapp.storage.records import Item
 from webapp.storage.redis_client import is_unavailable
 from webapp.storage.services import Services
-from webapp.storage.stream import Entry
+from webapp.storage.stream import Backlog, Entry
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,9 @@ class Drainer:
         self._lag_total = 0
         self._in_trouble = False
         self._next_look = 0.0
-        self._last_look: tuple[float, int] | None = None  # (when, records accepted by then)
+        self._last_look: tuple[float, Backlog] | None = None
         self._pace = 0.0  # records/s this drain writes while it works (measured, smoothed)
+        self._yield = False
 
     def alive(self) -> bool:
         """Renew the slot lease and heartbeat; False if the slot is lost or the worker stops."""
@@ -119,24 +120,41 @@ class Drainer:
         self.result["lag_ms_avg"] = round(self._lag_total / self.result["rows"]) if self.result["rows"] else 0
         return self.result
 
-    def yielding(self) -> bool:
-        """True while a burst is young enough to leave the CPUs to the web (DRAIN_LAG_BUDGET_S)."""
+    def look(self) -> None:
+        """Every YIELD_CHECK_S: measure how fast writes arrive and leave, publish the drains' pace, decide to pause.
+
+        The pace published (records persisted per second, all drains) is what
+        backpressure's Retry-After is computed from. A pause is decided while
+        writes arrive faster than YIELD_PACE of what the drains can write and the
+        oldest write is younger than 0.8 x DRAIN_LAG_BUDGET_S.
+        """
         s = self.settings
         now = time.monotonic()
-        if not s.drain_lag_budget or now < self._next_look or not self._pace:
-            return False
+        if now < self._next_look:
+            return
         self._next_look = now + YIELD_CHECK_S
-        depth, age, accepted, alive = self.stream.backlog()
-        last, self._last_look = self._last_look, (now, accepted)
+        seen = self.stream.backlog()
+        last, self._last_look = self._last_look, (now, seen)
+        self._yield = False
         if last is None or now - last[0] > 5 * YIELD_CHECK_S:
-            return False  # no recent look to measure the arrival rate against
-        arriving = (accepted - last[1]) / (now - last[0])
-        hot = (arriving > YIELD_PACE * self._pace * max(1, alive) and depth >= YIELD_DEPTH * s.write_batch_max
-               and depth < s.write_queue_high_water // 2)
-        if hot and age < s.drain_lag_budget * 0.8:
+            return  # no recent look to measure rates against
+        seconds = now - last[0]
+        persisted = (seen.done - last[1].done) / seconds
+        if persisted > 0 and seen.depth > 0:  # the pace while there was work: what the drains can do
+            self.leases.publish_pace(persisted)
+        if not s.drain_lag_budget or not self._pace:
+            return
+        arriving = (seen.accepted - last[1].accepted) / seconds
+        hot = (arriving > YIELD_PACE * self._pace * max(1, seen.alive)
+               and seen.depth >= YIELD_DEPTH * s.write_batch_max and seen.depth < s.write_queue_high_water // 2)
+        self._yield = hot and seen.age_s < s.drain_lag_budget * 0.8
+
+    def yielding(self) -> bool:
+        """True while a burst is young enough to leave the CPUs to the web (DRAIN_LAG_BUDGET_S)."""
+        self.look()
+        if self._yield:
             self.result["yielded_s"] = round(self.result.get("yielded_s", 0) + YIELD_CHECK_S, 2)
-            return True
-        return False
+        return self._yield
 
     def next_batch(self) -> list[Entry]:
         """Whole entries holding up to WRITE_BATCH_MAX records, or what arrived within the flush interval."""

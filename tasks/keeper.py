@@ -17,6 +17,7 @@ from tasks.leases import QUEUED_LEASE, Leases
 from webapp.storage import keys
 from webapp.storage.redis_client import load_script
 
+RETENTION_EVERY_S = 60  # the retention task runs about this often, on one worker host at a time
 EXPIRE_BATCH = 500  # receipts and idempotency keys deleted per call
 EXPIRE_ROUNDS = 40  # calls per tick at most: up to 20,000 a second per worker host, far above any write rate
 CONSUMER_IDLE_S = 600.0  # a consumer idle this long, holding nothing, belongs to a dead process
@@ -71,3 +72,14 @@ class DrainKeeper(bootsteps.StartStopStep):
             gone = services.stream.forget_idle_consumers(CONSUMER_IDLE_S)
             if gone:
                 log.info("forgot %d idle drain consumers", len(gone), extra={"fields": {"consumers": gone}})
+        self.start_retention()
+
+    def start_retention(self) -> None:
+        """Start the retention task if some *_RETENTION_DAYS is set and no host did so this minute."""
+        from tasks.retention import retention
+
+        s = services.settings
+        if not (s.events_retention_days or s.tombstone_retention_days or s.dead_letter_retention_days):
+            return
+        if services.redis.set(keys.RETENTION_LEASE, "1", nx=True, ex=RETENTION_EVERY_S):
+            retention.apply_async(expires=RETENTION_EVERY_S)

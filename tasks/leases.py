@@ -71,6 +71,10 @@ class Leases:
         """A batch went through after trouble."""
         self._call("clear", keys.TROUBLE)
 
+    def publish_pace(self, records_per_s: float) -> None:
+        """Tell the web how fast the drains persist (backpressure's Retry-After), for the next 10 s."""
+        self._call("pace", keys.DRAIN_RATE, round(records_per_s, 1))
+
     def stopping(self, worker: str) -> bool:
         """True if that worker is shutting down."""
         return bool(self.redis.exists(keys.stopping(worker)))

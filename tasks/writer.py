@@ -49,7 +49,7 @@ def kind(q: Queued) -> str:
     return "items" if isinstance(q.record, Item) else "events"
 
 
-def write(db: Database, records: Sequence[Queued], dead: Sequence[tuple[int, str, str, bytes, str]] = ()) -> None:
+def write(db: Database, records: Sequence[Queued], dead: Sequence[deadletters.Row] = ()) -> None:
     """Write records (and dead letters) in one transaction."""
     newest: dict[str, Queued] = {}
     events = []

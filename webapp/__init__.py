@@ -59,11 +59,11 @@ def register_errors(app: Any) -> None:
 
 def register_blueprints(app: Any) -> None:
     """One blueprint per resource."""
-    from webapp.api import events, items, ops, writes
+    from webapp.api import deadletters, events, items, ops, writes
     from webapp.api.request import AnyTextConverter
 
     app.url_map.converters["anytext"] = AnyTextConverter
-    for module in (items, events, writes, ops):
+    for module in (items, events, writes, deadletters, ops):
         app.register_blueprint(module.bp)
 
 

@@ -58,7 +58,7 @@ class Settings:
     negative_cache_ttl: float = setting("NEGATIVE_CACHE_TTL", 5.0, "seconds a 404 from MySQL is cached")
     replica_cache_ttl: float = setting("REPLICA_CACHE_TTL", 30.0, "seconds an item read from MYSQL_REPLICA_URL stays cached (a lagging replica's old row does not stay for CACHE_TTL)")
     # --- API ------------------------------------------------------------------
-    api_keys: str = setting("API_KEYS", "", "comma-separated bearer keys for writes; `make run` generates one into .env", True)
+    api_keys: str = setting("API_KEYS", "", "comma-separated bearer keys, each `key` or `key:scope+scope` with scopes `write`, `read`, `admin` (a key without scopes writes and reads); `make run` generates one with every scope into .env", True)
     reads_require_key: bool = setting("READS_REQUIRE_KEY", False, "`true`: reads need a bearer key too")
     max_body_bytes: int = setting("MAX_BODY_BYTES", 1048576, "largest request body, chunked bodies included (413 above)")
     body_read_timeout: float = setting("BODY_READ_TIMEOUT", 10.0, "seconds a client has to send its whole request body (408 after); bodies are read before a request takes any shared capacity")
@@ -68,6 +68,9 @@ class Settings:
     write_min_replicas: int = setting("WRITE_MIN_REPLICAS", 1, "with WRITE_DURABILITY=replica: replicas that must hold a write before its 202")
     write_replica_timeout: float = setting("WRITE_REPLICA_TIMEOUT", 0.5, "with WRITE_DURABILITY=replica: seconds to wait for them before 503 `replication_timeout` (less than REDIS_TIMEOUT)")
     write_queue_high_water_bytes: int = setting("WRITE_QUEUE_HIGH_WATER_BYTES", 268435456, "queued bytes past which writes answer 503 `backpressure` (an item counts twice: queue and pending cache entry); at most half of Redis's `maxmemory`, checked at start")
+    events_retention_days: float = setting("EVENTS_RETENTION_DAYS", 0.0, "days events are kept (by when they were received), then purged in small batches; 0: forever")
+    tombstone_retention_days: float = setting("TOMBSTONE_RETENTION_DAYS", 0.0, "days a deleted item's tombstone is kept, then purged once no older write of its key can still arrive; 0: forever")
+    dead_letter_retention_days: float = setting("DEAD_LETTER_RETENTION_DAYS", 0.0, "days a dead letter is kept, then purged; 0: forever")
     receipt_ttl: float = setting("RECEIPT_TTL", 90000.0, "seconds a write receipt is kept (at least 24 h)")
     # --- the drain ------------------------------------------------------------
     write_batch_max: int = setting("WRITE_BATCH_MAX", 1000, "most records written by one multi-row upsert")
@@ -118,9 +121,9 @@ class Settings:
         return self.drain_concurrency or self.worker_process_count
 
     @property
-    def api_key_list(self) -> list[bytes]:
-        """The configured bearer keys, as bytes."""
-        return [k.strip().encode() for k in self.api_keys.split(",") if k.strip()]
+    def api_key_list(self) -> list[tuple[bytes, frozenset[str]]]:
+        """The configured bearer keys, as bytes, each with its scopes."""
+        return parse_api_keys(self.api_keys)
 
     @property
     def write_rate(self) -> tuple[int, int] | None:
@@ -145,6 +148,26 @@ class Settings:
                 ".env (`make run` fills .env and starts private servers)"
             )
         return self
+
+
+SCOPES = ("write", "read", "admin")
+DEFAULT_SCOPES = frozenset({"write", "read"})  # a key without scopes: as before scopes existed
+
+
+def parse_api_keys(text: str) -> list[tuple[bytes, frozenset[str]]]:
+    """'k1,k2:read+admin' into [(b'k1', {write, read}), (b'k2', {read, admin})]; ConfigError on an unknown scope."""
+    keys = []
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        key, _, scopes = entry.partition(":")
+        names = frozenset(s.strip() for s in scopes.split("+") if s.strip()) if scopes else DEFAULT_SCOPES
+        unknown = names - set(SCOPES)
+        if unknown or not key.strip():
+            raise ConfigError(f"API_KEYS entries look like key or key:write+read+admin; an entry has the unknown "
+                              f"scope {sorted(unknown)[0]!r}" if unknown else "API_KEYS has an entry with no key")
+        keys.append((key.strip().encode(), names))
+    return keys
 
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)s?\s*$", re.I)
@@ -211,6 +234,7 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         raise ConfigError(f"MYSQL_TLS must be auto, off, preferred or required, got {settings.mysql_tls!r}")
     if settings.write_rate_limit:
         parse_rate(settings.write_rate_limit)
+    parse_api_keys(settings.api_keys)
     if settings.private_redis_appendfsync not in ("everysec", "always"):
         raise ConfigError("PRIVATE_REDIS_APPENDFSYNC must be everysec or always")
     if not 1 <= settings.write_batch_max <= 10000:

@@ -51,6 +51,10 @@ class Unauthorized(APIError):
         super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="spillway"'})
 
 
+class Forbidden(APIError):
+    status, code, message = 403, "forbidden", "This API key may not do this."
+
+
 class NotFound(APIError):
     status, code, message = 404, "not_found", "Nothing exists at this address."
 

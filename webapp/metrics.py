@@ -94,6 +94,20 @@ class ClusterCollector:
             dead.add_metric([kind], counters.get(f"dead_{kind}", 0))
         yield persisted
         yield dead
+        redriven = CounterMetricFamily("spillway_dead_letters_redriven",
+                                       "Dead letters sent back through the queue", labels=["kind"])
+        for kind in ("items", "events"):
+            redriven.add_metric([kind], counters.get(f"redriven_{kind}", 0))
+        yield redriven
+        purged = counters.get("dead_letters_purged", 0) + counters.get("retention_purged_dead_letters", 0)
+        yield CounterMetricFamily("spillway_dead_letters_purged", "Dead letters purged (by hand or by retention)",
+                                  purged)
+        retention = CounterMetricFamily("spillway_retention_purged", "Rows purged by retention", labels=["what"])
+        for what in ("events", "tombstones", "dead_letters"):
+            retention.add_metric([what], counters.get(f"retention_purged_{what}", 0))
+        yield retention
+        yield GaugeMetricFamily("spillway_queue_unreadable_entries", "Queue entries the drain could not read",
+                                stats.get("unreadable", 0))
         yield CounterMetricFamily("spillway_drain_batches_total", "Batches written", counters.get("batches", 0))
         yield _histogram("spillway_drain_batch_size_records", "Records per batch", counters, "batch_size_le_",
                          BATCH_BUCKETS, counters.get("batch_records", 0), counters.get("batches", 0))

@@ -45,7 +45,7 @@ def base_env(stack):
         SPILLWAY_ENV_FILE=os.devnull,
         MYSQL_URL=stack.mysql_url,
         REDIS_URL=stack.redis_url,
-        API_KEYS=f"{API_KEY},{OTHER_KEY}",
+        API_KEYS=f"{API_KEY}:write+read+admin,{OTHER_KEY}",  # the second: no scopes (writes and reads)
         FLOWER_BASIC_AUTH="admin:test-flower-password",
         VAR_DIR=str(VAR),
         LOG_LEVEL="info",
@@ -116,7 +116,9 @@ def start_web(base_env, processes):
     """Factory: start gunicorn with extra environment settings; stopped after the test."""
 
     def start(wait=True, **overrides):
-        env = {**base_env, "PORT": str(free_port()), **{k: str(v) for k, v in overrides.items()}}
+        """overrides: settings for this server; None unsets one (so .env, if any, decides)."""
+        env = {**base_env, "PORT": str(free_port()), **{k: str(v) for k, v in overrides.items() if v is not None}}
+        env = {k: v for k, v in env.items() if overrides.get(k, "") is not None}
         server = WebServer(env, VAR / "log", wait=wait)
         processes.append(server)
         return server

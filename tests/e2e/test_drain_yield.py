@@ -34,6 +34,18 @@ def arrivals(drain, rds, records):
     return drain.yielding()
 
 
+def test_the_drains_publish_their_pace_for_backpressures_retry_after(drainer):
+    drain, rds = drainer
+    rds.xadd(keys.STREAM, {"w": "x"})
+    drain._next_look = 0
+    drain.look()
+    rds.hincrby(keys.STATS, "persisted_items", 2_500)  # 2,500 records persisted within the next look
+    time.sleep(YIELD_CHECK_S)
+    drain._next_look = 0
+    drain.look()
+    assert 5_000 < float(rds.get(keys.DRAIN_RATE)) <= 10_000 and 0 < rds.ttl(keys.DRAIN_RATE) <= 10
+
+
 def test_a_young_burst_arriving_faster_than_the_drain_writes_makes_it_pause(drainer):
     drain, rds = drainer
     rds.xadd(keys.STREAM, {"w": "x"})  # the oldest queued write: just now

@@ -66,7 +66,7 @@ class MakeRun:
         return dotenv_values(self.env_file)
 
     def key(self):
-        return self.settings()["API_KEYS"].split(",")[0]
+        return self.settings()["API_KEYS"].split(",")[0].split(":")[0]
 
     def ctl(self, *args):
         ctl = [str(Path(sys.executable).parent / "supervisorctl"), "-c", str(RUN_VAR / "run" / "supervisorctl.conf")]

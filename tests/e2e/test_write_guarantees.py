@@ -228,6 +228,12 @@ def test_past_the_high_water_mark_writes_get_503_backpressure_and_queue_nothing(
     assert_error(r, 503, "backpressure")
     assert int(rds.get(DEPTH)) == 48 and rds.xlen(STREAM) == 2
     assert get(item_url(web.url, "c0")).status_code == 404
+    assert r.headers["Retry-After"] == "5"  # no drain has measured its pace yet
+    rds.set("spillway:drain:rate", 4, ex=10)  # the drains persist 4 records a second
+    r = post_items(web, [(f"c{i}", {}) for i in range(24)])
+    # (48 queued + 24 asked - 45, 90% of the mark) / 4 per second: 7 s until there is room again.
+    assert_error(r, 503, "backpressure")
+    assert r.headers["Retry-After"] == "7"
 
 
 def test_past_the_high_water_mark_in_bytes_writes_get_503_backpressure_and_queue_nothing(fresh, start_web, rds):

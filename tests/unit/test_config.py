@@ -51,3 +51,13 @@ def test_the_configuration_doc_lists_every_setting_with_its_default():
             else:
                 expected = str(default) or "(empty)"
             assert shown == expected, env
+
+
+def test_api_keys_carry_scopes_and_a_key_without_scopes_writes_and_reads():
+    from webapp.config import parse_api_keys
+
+    assert parse_api_keys("k1, k2:read , k3:write+read+admin") == [
+        (b"k1", frozenset({"write", "read"})), (b"k2", frozenset({"read"})),
+        (b"k3", frozenset({"write", "read", "admin"}))]
+    with pytest.raises(ConfigError, match="unknown scope 'root'"):
+        parse_api_keys("k1:root")

@@ -5,7 +5,7 @@ cannot drift; responses, parameters and headers are declared here. Tests
 check that every route is documented and fuzz the live server against this
 document with schemathesis (tests/e2e/test_openapi.py).
 """
-from webapp.api.schemas import LEVELS, MAX_BATCH, EventsIn, ItemsIn
+from webapp.api.schemas import LEVELS, MAX_BATCH, EventsIn, ItemsIn, RedriveIn
 
 NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
 KEY = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_CONTROL,
@@ -18,6 +18,7 @@ REQUEST_ID = {"X-Request-ID": {"description": "The request's id (yours if you se
 ERROR_TEXT = {
     400: "Malformed JSON, invalid UTF-8, NaN or Infinity (`invalid_json`)",
     401: "A valid bearer key is needed (`unauthorized`)",
+    403: "The key lacks the scope this call needs (`forbidden`)",
     404: "Nothing there (`not_found`)",
     408: "The body did not arrive within BODY_READ_TIMEOUT (`request_timeout`); nothing queued",
     409: "Idempotency-Key reused with another body (`idempotency_conflict`)",
@@ -59,8 +60,12 @@ def _query(name, schema, description):
 WRITE_HEADERS = [{"name": "Idempotency-Key", "in": "header", "required": False,
                   "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                   "description": "Same key and body within 24 h: the same receipt again, nothing queued"}]
-READ_ERRORS = _errors(401, 422, 503)  # 401 only when READS_REQUIRE_KEY=true
-WRITE_ERRORS = _errors(400, 401, 408, 409, 413, 415, 422, 429, 503)
+READ_ERRORS = _errors(401, 403, 422, 503)  # 401 and 403 only when READS_REQUIRE_KEY=true
+WRITE_ERRORS = _errors(400, 401, 403, 408, 409, 413, 415, 422, 429, 503)
+ADMIN_ERRORS = _errors(401, 403, 422, 503)
+WRITE_SCOPE = [{"bearer": ["write"]}]
+READ_SCOPE = [{}, {"bearer": ["read"]}]  # open unless READS_REQUIRE_KEY=true
+ADMIN_SCOPE = [{"bearer": ["admin"]}]
 RECEIPT = _ok(202, "Queued durably in Redis; see status_url", _ref("Receipt"),
               {"Location": {"description": "The status URL", "schema": {"type": "string"}}})
 CURSOR = _query("cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
@@ -71,7 +76,7 @@ LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_BATCH, 
 def _schemas():
     """Component schemas: the pydantic request models plus the response shapes."""
     schemas = {}
-    for model in (ItemsIn, EventsIn):
+    for model in (ItemsIn, EventsIn, RedriveIn):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -116,6 +121,26 @@ def _schemas():
                                        "accepted": {"type": "integer"}, "persisted": {"type": "integer"},
                                        "dead": {"type": "integer"}, "accepted_at": TIMESTAMP,
                                        "persisted_at": {"anyOf": [TIMESTAMP, {"type": "null"}]}}},
+        "DeadLetter": {"type": "object", "additionalProperties": False,
+                       "required": ["id", "version", "write_id", "kind", "record", "reason", "failed_us",
+                                    "accepted_us"],
+                       "properties": {"id": {"type": "integer"}, "version": {"type": "integer"},
+                                      "write_id": {"type": "string"}, "kind": {"enum": ["items", "events"]},
+                                      "record": {"type": "object", "description": "The record as it was queued"},
+                                      "reason": {"type": "string", "description": "What MySQL said"},
+                                      "failed_us": {"type": "integer"},
+                                      "accepted_us": {"type": ["integer", "null"]}}},
+        "DeadLetterPage": {"type": "object", "required": ["dead_letters", "next"], "additionalProperties": False,
+                           "properties": {"dead_letters": {"type": "array", "items": _ref("DeadLetter")},
+                                          "next": {"type": ["string", "null"]}}},
+        "Redriven": {"type": "object", "required": ["matched", "dry_run"], "additionalProperties": False,
+                     "properties": {"matched": {"type": "integer"}, "dry_run": {"type": "boolean"},
+                                    "task_id": {"type": "string", "description": "spillway.redrive in Flower"}}},
+        "Purged": {"type": "object", "required": ["purged"], "additionalProperties": False,
+                   "properties": {"purged": {"type": "integer"}}},
+        "UnreadablePage": {"type": "object", "required": ["entries", "next"], "additionalProperties": False,
+                           "properties": {"entries": {"type": "array", "items": {"type": "object"}},
+                                          "next": {"type": ["string", "null"]}}},
         "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
         "Ready": {"type": "object", "required": ["status", "checks"], "properties": {
             "status": {"enum": ["ok", "degraded", "unavailable"]},
@@ -133,15 +158,69 @@ def _schemas():
     return schemas
 
 
+DEAD_LETTER_FILTERS = [
+    _query("write_id", {"type": "string", "minLength": 1, "maxLength": 64}, "The write the records belonged to"),
+    _query("kind", {"enum": ["items", "events"]}, "items or events"),
+    _query("reason", {"type": "string", "minLength": 1, "maxLength": 200}, "Text the reason contains"),
+    _query("since", TIMESTAMP, "Failed at or after"), _query("until", TIMESTAMP, "Failed before"),
+    _query("ids", {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"}, "Dead letter ids, comma-separated"),
+]
+
+
+def _dead_letter_paths():
+    """The dead-letter calls (admin scope)."""
+    unreadable_ids = _query("ids", {"type": "string", "pattern": "^[0-9]+-[0-9]+(,[0-9]+-[0-9]+)*$"},
+                            "Unreadable entry ids, comma-separated")
+    everything = _query("all", {"type": "boolean"}, "true: with no filter, purge everything")
+    return {
+        "/api/v1/dead-letters": {
+            "get": {"summary": "Records MySQL rejected, with the reason, oldest first",
+                    "operationId": "listDeadLetters",
+                    "security": ADMIN_SCOPE, "parameters": [*DEAD_LETTER_FILTERS, CURSOR, LIMIT],
+                    "responses": {**_ok(200, "A page of dead letters", _ref("DeadLetterPage")), **ADMIN_ERRORS}},
+            "delete": {"summary": "Purge dead letters matching the filters (or all=true)",
+                       "operationId": "purgeDeadLetters", "security": ADMIN_SCOPE,
+                       "parameters": [*DEAD_LETTER_FILTERS, everything],
+                       "responses": {**_ok(200, "How many were purged", _ref("Purged")), **ADMIN_ERRORS}},
+        },
+        "/api/v1/dead-letters/{dead_letter_id}": {
+            "get": {"summary": "One dead letter", "operationId": "getDeadLetter", "security": ADMIN_SCOPE,
+                    "parameters": [{"name": "dead_letter_id", "in": "path", "required": True,
+                                    "schema": {"type": "integer", "minimum": 0}}],
+                    "responses": {**_ok(200, "The dead letter", _ref("DeadLetter")), **_errors(404),
+                                  **ADMIN_ERRORS}},
+        },
+        "/api/v1/dead-letters/redrive": {
+            "post": {"summary": "Send dead letters back through the queue with their original versions "
+                                "(a spillway.redrive task); dry_run only counts",
+                     "operationId": "redriveDeadLetters", "security": ADMIN_SCOPE,
+                     "requestBody": {"required": True, "content": _json(_ref("RedriveIn"))},
+                     "responses": {**_ok(202, "Started", _ref("Redriven")), **_ok(200, "Counted", _ref("Redriven")),
+                                   **_errors(400, 413, 415), **ADMIN_ERRORS}},
+        },
+        "/api/v1/dead-letters/unreadable": {
+            "get": {"summary": "Queue entries the drain could not read", "operationId": "listUnreadable",
+                    "security": ADMIN_SCOPE,
+                    "parameters": [_query("after", {"type": "string", "pattern": "^[0-9]+-[0-9]+$"}, "Page after"),
+                                   LIMIT],
+                    "responses": {**_ok(200, "A page of entries", _ref("UnreadablePage")), **ADMIN_ERRORS}},
+            "delete": {"summary": "Purge unreadable entries (by ids, or all=true)", "operationId": "purgeUnreadable",
+                       "security": ADMIN_SCOPE, "parameters": [unreadable_ids, everything],
+                       "responses": {**_ok(200, "How many were purged", _ref("Purged")), **ADMIN_ERRORS}},
+        },
+    }
+
+
 def _paths():
     key_param = {"name": "key", "in": "path", "required": True, "schema": KEY}
     return {
         "/api/v1/items/{key}": {
             "get": {"summary": "One item: from Redis, or on a miss from MySQL (then cached)", "operationId": "getItem",
                     "parameters": [key_param],
+                    "security": READ_SCOPE,
                     "responses": {**_ok(200, "The item", _ref("Item")), **_errors(404), **READ_ERRORS}},
             "delete": {"summary": "Delete an item (a versioned tombstone); a missing key is accepted",
-                       "operationId": "deleteItem", "security": [{"bearer": []}],
+                       "operationId": "deleteItem", "security": WRITE_SCOPE,
                        "parameters": [key_param, *WRITE_HEADERS],
                        "responses": {**RECEIPT, **_errors(401, 409, 422, 429, 503)}},
         },
@@ -150,9 +229,10 @@ def _paths():
                     "operationId": "listItems",
                     "parameters": [_query("prefix", {"type": "string", "maxLength": 255}, "Literal, case-sensitive"),
                                    CURSOR, LIMIT],
+                    "security": READ_SCOPE,
                     "responses": {**_ok(200, "A page of items", _ref("ItemPage")), **READ_ERRORS}},
             "post": {"summary": "Upsert a batch of 1-1000 items (all or nothing)", "operationId": "postItems",
-                     "security": [{"bearer": []}], "parameters": WRITE_HEADERS,
+                     "security": WRITE_SCOPE, "parameters": WRITE_HEADERS,
                      "requestBody": {"required": True, "content": _json(_ref("ItemsIn"))},
                      "responses": {**RECEIPT, **WRITE_ERRORS}},
         },
@@ -162,17 +242,20 @@ def _paths():
                                    _query("level", {"enum": list(LEVELS)}, "Exact level"),
                                    _query("since", TIMESTAMP, "Inclusive, on occurred_at"),
                                    _query("until", TIMESTAMP, "Exclusive, on occurred_at"), CURSOR, LIMIT],
+                    "security": READ_SCOPE,
                     "responses": {**_ok(200, "A page of events", _ref("EventPage")), **READ_ERRORS}},
             "post": {"summary": "Append a batch of 1-1000 events (all or nothing)", "operationId": "postEvents",
-                     "security": [{"bearer": []}], "parameters": WRITE_HEADERS,
+                     "security": WRITE_SCOPE, "parameters": WRITE_HEADERS,
                      "requestBody": {"required": True, "content": _json(_ref("EventsIn"))},
                      "responses": {**RECEIPT, **WRITE_ERRORS}},
         },
         "/api/v1/writes/{write_id}": {
             "get": {"summary": "Where a write stands (receipts are kept at least 24 h)", "operationId": "getWrite",
                     "parameters": [{"name": "write_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "security": READ_SCOPE,
                     "responses": {**_ok(200, "The receipt", _ref("WriteStatus")), **_errors(404), **READ_ERRORS}},
         },
+        **_dead_letter_paths(),
         "/healthz": {"get": {"summary": "200 while the process serves", "operationId": "healthz",
                              "responses": _ok(200, "Serving", _ref("Health"))}},
         "/readyz": {"get": {"summary": "Can the API serve? 503 names what is down", "operationId": "readyz",
@@ -198,6 +281,8 @@ def document():
                  "description": "Reads from Redis; writes queued durably in Redis and drained into MySQL in batches."},
         "paths": _paths(),
         "components": {"schemas": _schemas(),
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                                      "description": "A key from API_KEYS"}}},
+                       "securitySchemes": {"bearer": {
+                           "type": "http", "scheme": "bearer",
+                           "description": "A key from API_KEYS, with scopes write, read or admin (a key without "
+                                          "scopes writes and reads); each call names the scope it needs"}}},
     }

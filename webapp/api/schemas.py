@@ -141,6 +141,51 @@ class EventListQuery(_Query):
     limit: Annotated[int, Field(ge=1, le=MAX_BATCH)] = 100
 
 
+Kind = Literal["items", "events"]
+Ids = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class DeadLetterQuery(_Query):
+    """GET and DELETE /api/v1/dead-letters: which dead letters (all filters must match)."""
+
+    write_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    kind: Kind | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
+    ids: Annotated[str, Field(pattern=r"^[0-9]+(,[0-9]+)*$", max_length=20000)] | None = None
+    all: bool = False  # DELETE: purge everything (no filter) on purpose
+    cursor: str | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_BATCH)] = 100
+
+
+class DeadLetterFilter(_Body):
+    """A filter in a redrive body (an empty one: every dead letter)."""
+
+    kind: Kind | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
+
+
+class RedriveIn(_Body):
+    """POST /api/v1/dead-letters/redrive: exactly one of write_id, ids, filter."""
+
+    write_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    ids: Ids | None = None
+    filter: DeadLetterFilter | None = None
+    dry_run: bool = False
+
+
+class UnreadableQuery(_Query):
+    """GET and DELETE /api/v1/dead-letters/unreadable."""
+
+    after: Annotated[str, Field(pattern=r"^[0-9]+-[0-9]+$")] | None = None
+    ids: Annotated[str, Field(pattern=r"^[0-9]+-[0-9]+(,[0-9]+-[0-9]+)*$", max_length=20000)] | None = None
+    all: bool = False
+    limit: Annotated[int, Field(ge=1, le=MAX_BATCH)] = 100
+
+
 def _path(loc):
     """('items', 3, 'key') -> 'items[3].key'."""
     out = ""

@@ -44,10 +44,10 @@ class WriteFastPath:
         if content_type[0].strip().lower() != "application/json" or any(
                 p.strip().lower() not in ("charset=utf-8", "charset=utf8", "") for p in content_type[1:]):
             return None
-        key_id = self.keys.identify(environ.get("HTTP_AUTHORIZATION"))
+        caller = self.keys.identify(environ.get("HTTP_AUTHORIZATION"))
         idem = environ.get("HTTP_IDEMPOTENCY_KEY")
-        if key_id is None or (idem is not None and not 1 <= len(idem) <= 255):
-            return None
+        if caller is None or "write" not in caller.scopes or (idem is not None and not 1 <= len(idem) <= 255):
+            return None  # the view answers 401, 403 or 422
         stream = environ["wsgi.input"]
         if environ.get("CONTENT_LENGTH") in (None, "", "0") or not hasattr(stream, "seek"):
             return None  # no body (or one BodyReader did not buffer): the view says what is wrong
@@ -60,7 +60,7 @@ class WriteFastPath:
         if idem is not None:  # the same text Werkzeug hands the Flask view: one key, one receipt
             kwargs = {"idempotency_key": idem, "request_hash": request_digest("POST", environ["PATH_INFO"], raw)}
         try:
-            receipt = self.queue.append(records, key_id, **kwargs)
+            receipt = self.queue.append(records, caller.key_id, **kwargs)
         except StorageError as err:
             return error(environ, start_response, api_error(err))
         body = jsonio.encode(receipt.as_dict())

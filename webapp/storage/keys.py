@@ -20,7 +20,11 @@ an argument), so this module is the one place that names them:
   drain:slot:<n>      lease of drain slot n (tasks/leases.py)
   drain:stopping:<w>  a Celery worker that is shutting down
   drain:trouble       the server error a batch is waiting out (error, since_ms, at_ms)
+  drain:rate          records/s the drains persisted lately (for backpressure's Retry-After)
   stats               the drain's counters for /metrics
+  redrive:inflight    sorted set: versions of redriven dead letters not yet acknowledged
+                      (older than the queue's head: retention must not purge past them)
+  retention:lease     the one worker host that runs the retention task now
 """
 from dataclasses import dataclass
 
@@ -37,6 +41,9 @@ ALIVE = PREFIX + "drain:alive"
 SLOTS = PREFIX + "drain:slot:"
 STATS = PREFIX + "stats"
 TROUBLE = PREFIX + "drain:trouble"
+DRAIN_RATE = PREFIX + "drain:rate"
+REDRIVE_INFLIGHT = PREFIX + "redrive:inflight"
+RETENTION_LEASE = PREFIX + "retention:lease"
 ITEM = PREFIX + "item:"
 
 

@@ -110,7 +110,7 @@ class WriteQueue:
             rate_key = keys.rate(key_id)
             interval, burst = self._rate
         script_keys = [keys.STREAM, keys.DEPTH, keys.VERSION, keys.receipt(write_id), idem, rate_key, keys.BYTES,
-                       keys.EXPIRY, keys.ACCEPTED]
+                       keys.EXPIRY, keys.ACCEPTED, keys.DRAIN_RATE]
         with bounded(QueueUnavailable, self._timebox, timeout):
             # The script refuses to run after this moment, in Redis's clock: by then this
             # request has answered 503, and a late-arriving command must not queue it anyway.
@@ -134,8 +134,8 @@ class WriteQueue:
             raise IdempotencyConflict()
         if status == "rate_limited":
             raise RateLimited(retry_after=max(1.0, int(result[1]) / 1_000_000))
-        if status == "backpressure":
-            raise Backpressure(retry_after=5)
+        if status == "backpressure":  # Retry-After: the queue's excess over the drains' measured pace
+            raise Backpressure(retry_after=int(result[2]))
         raise QueueUnavailable("Redis ran the accept script after the client's deadline")
 
     def _accept_on_replicas(self, script_keys: list[str], args: list[Any]) -> tuple[Any, int]:
@@ -197,8 +197,9 @@ class WriteQueue:
         pipe.zcount(keys.ALIVE, now_ms - ALIVE_WINDOW_MS, "+inf")
         pipe.hgetall(keys.TROUBLE)
         pipe.info("memory")
+        pipe.xlen(keys.UNREADABLE)
         with bounded(CacheUnavailable, self._timebox, timeout or self.settings.redis_timeout):
-            depth, size, first, alive, trouble, memory = pipe.execute()
+            depth, size, first, alive, trouble, memory, unreadable = pipe.execute()
         oldest = 0.0
         if first:
             oldest = max(0.0, (now_ms - int(first[0][0].split(b"-")[0])) / 1000)
@@ -208,7 +209,7 @@ class WriteQueue:
                       "for_s": round((now_ms - int(trouble[b"since_ms"])) / 1000, 1)}
         used, limit = int(memory["used_memory"]), int(memory.get("maxmemory", 0))
         return {"depth": int(depth or 0), "bytes": int(size or 0), "oldest_age_s": round(oldest, 3),
-                "alive": int(alive), "trouble": report,
+                "alive": int(alive), "trouble": report, "unreadable": int(unreadable),
                 "memory": {"used": used, "max": limit, "full": 0 < limit <= used}}
 
     def counters(self) -> dict[str, int]:

@@ -48,3 +48,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     UNIQUE KEY dead_letters_version (version),
     KEY dead_letters_write (write_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- When the record was accepted: a redriven record goes back with it (and its version).
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS accepted_at DATETIME(6) NULL;
+ALTER TABLE dead_letters ADD INDEX IF NOT EXISTS dead_letters_failed (failed_at);

@@ -14,6 +14,7 @@ from webapp.config import Settings
 from webapp.storage import redis_client
 from webapp.storage.bounds import Timebox, no_timebox
 from webapp.storage.cache import ItemCache
+from webapp.storage.deadletters import DeadLetters
 from webapp.storage.mysql import Database, Reads
 from webapp.storage.queue import WriteQueue
 from webapp.storage.stream import Stream
@@ -22,7 +23,7 @@ from webapp.storage.stream import Stream
 class Services:
     """Per-process storage for the web app (role "web") or a drain worker (role "worker")."""
 
-    _MADE_ON_USE = ("redis", "redis_replica", "db", "replica", "reads", "cache", "queue", "stream")
+    _MADE_ON_USE = ("redis", "redis_replica", "db", "replica", "reads", "cache", "queue", "stream", "dead_letters")
 
     def __init__(self, settings: Settings, role: str = "web", redis_class: type[Redis] = Redis,
                  timebox: Timebox = no_timebox) -> None:
@@ -82,6 +83,11 @@ class Services:
     def stream(self) -> Stream:
         """The write queue, drain side: read, claim, acknowledge."""
         return Stream(self.redis, self.settings)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        """Records MySQL rejected: list, redrive, purge."""
+        return DeadLetters(self.db, self.redis)
 
     def close(self) -> None:
         """Close pools and clients (at process exit)."""

@@ -24,6 +24,17 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """The queue at one moment: what is queued, how old, and the running totals in and out."""
+
+    depth: int  # records queued
+    age_s: float  # of the oldest queued write
+    accepted: int  # records accepted so far
+    alive: int  # drain processes alive
+    done: int  # records persisted or dead-lettered so far
+
+
+@dataclass(frozen=True)
 class Entry:
     """One Stream entry: one accepted write and its records."""
 
@@ -35,6 +46,7 @@ class Entry:
     accepted_us: int
     records: list[Record]
     size: int = 0
+    redrive: bool = False  # a dead letter sent back through the queue (its receipt moves on by itself)
 
     @classmethod
     def parse(cls, entry_id: bytes, fields: dict[bytes, bytes]) -> "Entry":
@@ -49,6 +61,7 @@ class Entry:
             accepted_us=int(fields[b"t"]),
             records=unpack(kind, fields[b"r"]),
             size=int(fields.get(b"b", 0)),
+            redrive=fields.get(b"d") == b"1",
         )
         if len(entry.records) != entry.count:
             raise ValueError(f"{len(entry.records)} records where the entry says {entry.count}")
@@ -69,19 +82,20 @@ class Stream:
         self._prune = load_script(client, "prune")
         self._claim_from = "0-0"  # where XAUTOCLAIM goes on from, across calls
 
-    def backlog(self) -> tuple[int, float, int, int]:
-        """(queued records, age in seconds of the oldest queued write, records accepted so far, drains alive)."""
+    def backlog(self) -> "Backlog":
+        """The queue at a glance, in one round trip (for the drain's pace and its pauses)."""
         now_ms = int(time.time() * 1000)
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(keys.DEPTH)
         pipe.xrange(keys.STREAM, count=1)
         pipe.get(keys.ACCEPTED)
         pipe.zcount(keys.ALIVE, now_ms - 30_000, "+inf")
-        depth, first, accepted, alive = pipe.execute()
+        pipe.hmget(keys.STATS, "persisted_items", "persisted_events", "dead_items", "dead_events")
+        depth, first, accepted, alive, done = pipe.execute()
         age = 0.0
         if first:
             age = max(0.0, now_ms / 1000 - int(first[0][0].split(b"-")[0]) / 1000)
-        return int(depth or 0), age, int(accepted or 0), int(alive)
+        return Backlog(int(depth or 0), age, int(accepted or 0), int(alive), sum(int(v or 0) for v in done))
 
     def ensure_group(self) -> None:
         """Create the consumer group (from the Stream's start, so nothing queued is skipped)."""
@@ -128,9 +142,10 @@ class Stream:
             for i, key in enumerate(_readable_keys(fields.get(b"r", b""))):
                 if key:
                     drop += [keys.item(key), int(fields[b"v"]) + i, 0]
-        self._ack(keys=[keys.STREAM, keys.DEPTH, keys.STATS, keys.BYTES],
+        self._ack(keys=[keys.STREAM, keys.DEPTH, keys.STATS, keys.BYTES, keys.REDRIVE_INFLIGHT],
                   args=[keys.GROUP, 1, "unreadable_entries", 1, entry_id, keys.receipt(write_id), count, count,
-                        kind, size, len(drop) // 3, *drop])
+                        kind, size, int(fields.get(b"d") == b"1"), fields.get(b"v", b"0"), len(drop) // 3,
+                        *drop])
 
     def read_own_pending(self, consumer: str, count: int) -> list[Entry]:
         """Entries delivered to this consumer earlier and not yet acknowledged."""
@@ -180,11 +195,25 @@ class Stream:
             for i, record in enumerate(entry.records):
                 if isinstance(record, Item):
                     version = entry.version + i
-                    ttl = 0 if version in dead_versions else jittered_ms(s.cache_ttl, s.cache_ttl_jitter)
+                    if entry.redrive:  # no pending entry of its own: a cached older one must go
+                        ttl = 0 if version in dead_versions else -1
+                    else:
+                        ttl = 0 if version in dead_versions else jittered_ms(s.cache_ttl, s.cache_ttl_jitter)
                     cache += [keys.item(record.key), version, ttl]
             args += [entry.id, keys.receipt(entry.write_id), entry.count, dead, entry.kind, entry.size,
-                     len(cache) // 3, *cache]
-        return int(self._ack(keys=[keys.STREAM, keys.DEPTH, keys.STATS, keys.BYTES], args=args))
+                     int(entry.redrive), entry.version, len(cache) // 3, *cache]
+        return int(self._ack(keys=[keys.STREAM, keys.DEPTH, keys.STATS, keys.BYTES, keys.REDRIVE_INFLIGHT],
+                             args=args))
+
+    def oldest_version(self) -> int | None:
+        """The lowest version a queued record still has (the head's, or a redriven one's), or None if none."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xrange(keys.STREAM, count=1)
+        pipe.zrange(keys.REDRIVE_INFLIGHT, 0, 0, withscores=True)
+        first, inflight = pipe.execute()
+        found = [int(first[0][1][b"v"])] if first and b"v" in first[0][1] else []
+        found += [int(score) for _, score in inflight]
+        return min(found) if found else None
 
 
 def _readable_keys(blob: bytes) -> list[str]:

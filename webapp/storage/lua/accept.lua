@@ -7,7 +7,7 @@
 -- KEYS[1] stream  KEYS[2] depth counter (records)  KEYS[3] version counter
 -- KEYS[4] receipt  KEYS[5] idempotency key ('' if none)  KEYS[6] rate-limit key ('' if off)
 -- KEYS[7] queued bytes counter  KEYS[8] expiry index (receipts, idempotency keys)
--- KEYS[9] records accepted so far
+-- KEYS[9] records accepted so far  KEYS[10] the drains' recent pace (records/s)
 -- ARGV[1] write_id  ARGV[2] kind  ARGV[3] record count
 -- ARGV[4] records: fields joined by \0, records by \1 (webapp/storage/records.py)
 -- ARGV[5] high water (records)  ARGV[6] client deadline (us, in Redis's clock; 0 none)
@@ -65,10 +65,21 @@ end
 local n = tonumber(ARGV[3])
 local size = #ARGV[4]
 if ARGV[2] == 'items' then size = size * 2 end
+-- Retry-After: how long the drains take to bring the queue back under 90% of the
+-- mark, at the pace they measured (5 s while no pace is known).
+local function come_back(excess_records)
+  local pace = tonumber(redis.call('GET', KEYS[10]) or '0')
+  if pace <= 0 then return 5 end
+  return math.min(300, math.max(1, math.ceil(excess_records / pace)))
+end
 local depth = tonumber(redis.call('GET', KEYS[2]) or '0')
-if depth + n > tonumber(ARGV[5]) then return {'backpressure', fmt(depth)} end
+local high = tonumber(ARGV[5])
+if depth + n > high then return {'backpressure', fmt(depth), come_back(depth + n - 0.9 * high)} end
 local bytes = tonumber(redis.call('GET', KEYS[7]) or '0')
-if bytes > 0 and bytes + size > tonumber(ARGV[13]) then return {'backpressure', fmt(depth)} end
+local high_bytes = tonumber(ARGV[13])
+if bytes > 0 and bytes + size > high_bytes then
+  return {'backpressure', fmt(depth), come_back(depth * (bytes + size - 0.9 * high_bytes) / bytes)}
+end
 
 -- Versions: strictly after every version given so far, and never behind the
 -- clock, so they keep rising even if a Redis restart lost the last second.

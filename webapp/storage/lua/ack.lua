@@ -6,10 +6,13 @@
 -- what fills it, could never drain (acknowledging frees the entry's memory).
 --
 -- KEYS[1] stream  KEYS[2] depth counter (records)  KEYS[3] stats hash  KEYS[4] queued bytes counter
+-- KEYS[5] redriven versions in flight
 -- ARGV[1] group  ARGV[2] number of stat increments s, then s pairs (field,
 -- amount) counted once per batch, then entries, each:
---   entry id, receipt key, records, dead records, kind, bytes, m, then m triples
---   (cache key, version, TTL in ms; 0 for a dead record).
+--   entry id, receipt key, records, dead records, kind, bytes, redrive (1 for a
+--   redriven dead letter), its first version, m, then m triples (cache key, version, TTL in ms; 0
+--   for a dead record; -1: drop the cached entry if it is older than this version).
+-- A redriven record moves its receipt on by itself: dead - 1, persisted + 1.
 -- TTLs are jittered by the caller: Redis seeds math.random alike for every call.
 -- Returns the number of entries acknowledged.
 local function fmt(x) return string.format('%.0f', x) end
@@ -24,9 +27,9 @@ end
 
 local acked = 0
 while i <= #ARGV do
-  local id, receipt, n, dead, kind, size, m = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]),
-    tonumber(ARGV[i + 3]), ARGV[i + 4], tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
-  i = i + 7
+  local id, receipt, n, dead, kind, size, redrive, first, m = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]),
+    tonumber(ARGV[i + 3]), ARGV[i + 4], tonumber(ARGV[i + 5]), ARGV[i + 6] == '1', ARGV[i + 7], tonumber(ARGV[i + 8])
+  i = i + 9
   local mine = redis.call('XACK', KEYS[1], ARGV[1], id) == 1
   if mine then
     acked = acked + 1
@@ -35,15 +38,27 @@ while i <= #ARGV do
     if size > 0 then redis.call('DECRBY', KEYS[4], size) end
     redis.call('HINCRBY', KEYS[3], 'persisted_' .. kind, n - dead)
     if dead > 0 then redis.call('HINCRBY', KEYS[3], 'dead_' .. kind, dead) end
-    if redis.call('EXISTS', receipt) == 1 then
+    if redis.call('EXISTS', receipt) == 1 and redrive then
+      redis.call('HINCRBY', receipt, 'persisted', n - dead)
+      local still_dead = redis.call('HINCRBY', receipt, 'dead', dead - n)
+      redis.call('HSET', receipt, 'status', still_dead > 0 and 'dead' or 'persisted', 'persisted_at', fmt(now))
+    elseif redis.call('EXISTS', receipt) == 1 then
       redis.call('HSET', receipt, 'persisted', n - dead, 'dead', dead,
         'status', dead > 0 and 'dead' or 'persisted', 'persisted_at', fmt(now))
+    end
+    if redrive then
+      redis.call('ZREM', KEYS[5], first)
+      if n > dead then redis.call('HINCRBY', KEYS[3], 'redrive_persisted_' .. kind, n - dead) end
     end
   end
   for _ = 1, m do
     local key, version, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     local entry = mine and redis.call('GET', key)
-    if entry and string.match(entry, '^(%d+)|') == version then
+    if entry and ttl == '-1' then
+      if tonumber(string.match(entry, '^(%d+)|')) < tonumber(version) then
+        redis.call('DEL', key)  -- older than the redriven record MySQL now holds: read it again
+      end
+    elseif entry and string.match(entry, '^(%d+)|') == version then
       if ttl == '0' then
         redis.call('DEL', key)  -- never persisted: let reads see MySQL again
       else

@@ -9,6 +9,7 @@
 --   stop     flag key, ttl_s -> 1
 --   trouble  hash key, stats key, error text, now_ms -> 1 (a batch waits for the server: shown in /readyz)
 --   clear    hash key -> 1 (a batch went through)
+--   pace     key, records/s -> 1 (how fast the drains persist, kept 10 s)
 local op = ARGV[1]
 if op == 'reserve' then
   local got = {}
@@ -32,6 +33,9 @@ elseif op == 'trouble' then
   return 1
 elseif op == 'clear' then
   redis.call('DEL', ARGV[2])
+  return 1
+elseif op == 'pace' then
+  redis.call('SET', ARGV[2], ARGV[3], 'EX', 10)
   return 1
 end
 local key = KEYS[1] .. ARGV[2]

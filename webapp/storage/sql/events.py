@@ -28,6 +28,13 @@ def insert(cur: Any, queued: Sequence[Queued]) -> None:
     cur.executemany(INSERT, rows)
 
 
+def delete_received_before(con: Any, before_us: int, limit: int) -> int:
+    """Delete up to `limit` events received before a time (retention); return how many."""
+    with con.cursor() as cur:
+        return int(cur.execute("DELETE FROM events WHERE received_at < %s ORDER BY received_at LIMIT %s",
+                               (to_datetime(before_us), limit)))
+
+
 EventRow = tuple[int, str | None, str, str, int, int, str | None]
 
 
