@@ -43,9 +43,10 @@ def main(scenario, connections=50, seconds=10):
     settings = stack.start()
     svc = Services(settings, role="worker")
     try:
+        stack.spillway(False)
         seed(settings, 410_000)
-        web = stack.web()
-        stack.worker()
+        stack.spillway(True)
+        web = stack.web
         if scenario == "hot":
             svc.cache.warm_all()
         elif scenario == "cold":

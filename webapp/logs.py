@@ -17,10 +17,16 @@ FLUSH_SECONDS = 0.5
 FLUSH_BYTES = 64 * 1024
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
 def timestamp(seconds: float | None = None) -> str:
-    """RFC 3339 UTC with milliseconds."""
+    """RFC 3339 UTC with milliseconds (the whole seconds formatted once a second: it runs per request)."""
     seconds = time.time() if seconds is None else seconds
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}Z"
+    whole = int(seconds)
+    if _second[0] != whole:
+        _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_second[1]}.{int(seconds % 1 * 1000):03d}Z"
 
 
 class JSONFormatter(logging.Formatter):

@@ -16,10 +16,12 @@ gunicorn's HTML page. Everything else (gunicorn's HTTP parser, limits,
 graceful reload) is unchanged.
 """
 import json
+import time
 from typing import Any
 
 from gevent.server import StreamServer
 from gunicorn import glogging, util
+from gunicorn.http import wsgi
 from gunicorn.workers import ggevent
 
 ACCEPT_BATCH = 8
@@ -42,13 +44,67 @@ class BatchAcceptServer(StreamServer):
     max_accept = property(lambda self: ACCEPT_BATCH, lambda self, value: None)
 
 
+class OneSendResponse(wsgi.Response):
+    """gunicorn's response, putting its head and its body on the wire in one send.
+
+    gunicorn sends a response's head, then its body: two system calls, and under
+    gevent two trips through the hub. Measured with py-spy on a cached GET at 500
+    connections: 15% of a worker's CPU in socket sends. A response with a known
+    length (every answer of this API) now goes out in one. Chunked ones, and
+    anything else, keep gunicorn's way.
+    """
+
+    _head = b""
+    headers_sent: bool
+    chunked: bool
+
+    def send_headers(self) -> None:
+        if self.headers_sent or self.chunked:
+            super().send_headers()
+            return
+        lines = self.default_headers()
+        lines.extend(f"{k}: {v}\r\n" for k, v in self.headers)
+        self._head = util.to_bytestring("".join(lines) + "\r\n", "latin-1")
+        self.headers_sent = True  # held back until the body (or close) goes out with it
+
+    def _emit_body(self, data: bytes) -> None:
+        if self._head:
+            data, self._head = self._head + data, b""
+        super()._emit_body(data)
+
+    def close(self) -> None:
+        self.send_headers()  # an empty body iterable never called write(): the head is not even built yet
+        if self._head:  # no body came (HEAD, 204, an empty answer): the head alone
+            head, self._head = self._head, b""
+            util.write(self.sock, head)
+        super().close()
+
+
+_date: list[Any] = [None, ""]  # the last second formatted for the Date header, and its text
+
+
+def http_date(timestamp: float | None = None) -> str:
+    """gunicorn's Date header, formatted once a second instead of once a response (1.7% of a cached GET)."""
+    if timestamp is not None:
+        return _gunicorn_http_date(timestamp)
+    now = int(time.time())
+    if _date[0] != now:
+        _date[0], _date[1] = now, _gunicorn_http_date(now)
+    return str(_date[1])
+
+
+_gunicorn_http_date = util.http_date
+
+
 class GeventWorker(ggevent.GeventWorker):
-    """gunicorn's gevent worker with batched accepts (worker_class in gunicorn.conf.py)."""
+    """gunicorn's gevent worker with batched accepts and one send per response (worker_class in gunicorn.conf.py)."""
 
     def run(self) -> None:
         """Build the servers with BatchAcceptServer, then run as gunicorn does."""
         ggevent.StreamServer = BatchAcceptServer  # the name gunicorn's run() looks up
+        wsgi.Response = OneSendResponse  # what wsgi.create() builds, in this process only
         util.write_error = write_json_error  # what handle_error() calls, in this process only
+        util.http_date = http_date  # what default_headers() calls, in this process only
         super().run()
 
 

@@ -4,14 +4,13 @@ The outermost WSGI layer, so its duration includes the wait for admission.
 The request id comes from X-Request-ID when the client (or a proxy) sent a
 sane one, else it is made here; it is echoed in the response and logged.
 """
-import json
 import os
 import re
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from webapp import metrics
+from webapp import jsonio, metrics
 from webapp.errors import ERROR_CODE
 from webapp.logs import request_lines, timestamp
 from webapp.server.respond import FORCE_CLOSE
@@ -69,5 +68,5 @@ class Observe:
                     "duration_ms": round(seconds * 1000, 2), "remote": environ.get("REMOTE_ADDR", "")}
             if ERROR_CODE in environ:
                 line["error"] = environ[ERROR_CODE]
-            request_lines.write(json.dumps(line, ensure_ascii=False))
+            request_lines.write(jsonio.dumps(line))
         return body

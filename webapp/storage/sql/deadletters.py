@@ -20,7 +20,7 @@ Row = tuple[int, str, str, bytes, str, Any]
 
 def row(queued: Queued, kind: str, reason: str) -> Row:
     """The dead_letters row of a rejected record: its fields as a JSON object, and the reason."""
-    record = json.dumps(dataclasses.asdict(queued.record), ensure_ascii=False).encode()
+    record = json.dumps(queued.record._asdict(), ensure_ascii=False).encode()
     return (queued.version, queued.write_id, kind, record, reason, to_datetime(queued.accepted_us))
 
 
