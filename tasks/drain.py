@@ -17,8 +17,9 @@ own, the batch is retried with backoff, stays unacknowledged, and the trouble
 is reported (/readyz, /metrics).
 
 A burst. While writes arrive faster than the drains could write them (more
-than YIELD_PACE of the pace they measured) and the oldest queued write is
-younger than DRAIN_LAG_BUDGET_S, the drain pauses between batches: on a host
+than YIELD_PACE of the pace they measured), more than YIELD_BACKLOG_S of their
+work is queued, and the oldest queued write is younger than
+DRAIN_LAG_BUDGET_S, the drain pauses between batches: on a host
 it shares with the web, the CPUs go to taking the burst (the queue absorbs
 it), and past the budget the drain takes what it needs. At a steady load the
 drains can keep up with, they never pause, so the lag stays short.
@@ -53,6 +54,7 @@ HANDOVER_PATIENCE = 300.0  # seconds a task keeps draining while it cannot publi
 YIELD_CHECK_S = 0.25  # how often a drain looks at the backlog to decide whether to pause
 YIELD_DEPTH = 2  # a burst has at least this many full batches queued, growing...
 YIELD_PACE = 1.0  # ...with writes arriving faster than this share of what the drains write
+YIELD_BACKLOG_S = 1.0  # ...and more queued than the drains write in this many seconds (the lag promise)
 _SUMMED = ("rows", "items", "events", "dead", "batches", "retries")
 
 
@@ -145,11 +147,14 @@ class Drainer:
         if not s.drain_lag_budget or not self._pace:
             return
         arriving = (seen.accepted - last[1].accepted) / seconds
-        # Measured in one make bench run: with 0.75 of the pace, writes paced at half the
-        # drains' unloaded rate were taken for a burst (the web's load slows the drains),
-        # and the lag went to 10 s. A burst is what the drains cannot keep up with at all.
-        hot = (arriving > YIELD_PACE * self._pace * max(1, seen.alive) and seen.depth > last[1].depth
-               and seen.depth >= YIELD_DEPTH * s.write_batch_max and seen.depth < s.write_queue_high_water // 2)
+        # Measured in make bench: writes paced at half the drains' unloaded rate were taken
+        # for a burst (their pace measured on small batches, or slowed by the web's load) and
+        # the lag went to 10 s. So a burst is also a backlog of more than YIELD_BACKLOG_S of
+        # the drains' work: at a load they keep up with, the queue never gets that deep.
+        pace = self._pace * max(1, seen.alive)
+        hot = (arriving > YIELD_PACE * pace and seen.depth > last[1].depth
+               and seen.depth >= max(YIELD_DEPTH * s.write_batch_max, YIELD_BACKLOG_S * pace)
+               and seen.depth < s.write_queue_high_water // 2)
         self._yield = hot and seen.age_s < s.drain_lag_budget * 0.8
 
     def yielding(self) -> bool:
@@ -245,7 +250,9 @@ class Drainer:
             field = f"lag_le_{bucket(lag, LAG_BUCKETS_MS)}"
             stats[field] = stats.get(field, 0) + 1
         self.stream.ack(batch, frozenset(dead), stats)
-        if self.result["retries"] == 0:  # this drain's pace while it works, smoothed
+        if self.result["retries"] == 0 and len(records) * 2 >= self.settings.write_batch_max:
+            # this drain's pace while it works, smoothed; measured on full enough batches only,
+            # as a small one (a light load, flushed on time) says little about what it can do
             pace = len(records) / max(1e-3, time.monotonic() - started)
             self._pace = pace if not self._pace else 0.8 * self._pace + 0.2 * pace
         if self._in_trouble:
