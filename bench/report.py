@@ -162,6 +162,38 @@ def latency_chart(results, path):
     plt.close(fig)
 
 
+def _lag_bound(results):
+    """When the lag missed at half the drain rate: where the CPUs went, and the lag at 3/8 of it."""
+    t = results["targets"]
+    paced = _find(results["runs"], "paced POST at half the drain rate")
+    if "lower_lag_p99_ms" not in t or not paced:
+        return ""
+    return (f"What bounds the lag at half the drain rate: the drain rate ({t['drain_rows_per_s']:,.0f} rows/s) is "
+            f"measured on a backlog with the CPUs to the drain; at half of it the web accepts at the same time and "
+            f"the CPUs were taken ({bound(paced.get('cpu'))} cores). At 3/8 of the drain rate "
+            f"({t['lower_paced_records_per_s']:,.0f} records/s) the lag was p99 <= {t['lower_lag_p99_ms']} ms, "
+            f"p50 <= {t['lower_lag_p50_ms']} ms.")
+
+
+def _other_bounds(results):
+    """What bounds the cached GET and the replica mode, when they miss their targets."""
+    runs, out = results["runs"], []
+    hot500, ceil500 = _find(runs, "hot GET", 500), _find(runs, "ceiling GET", 500)
+    if hot500 and ceil500 and hot500["rps"] < 0.55 * ceil500["rps"]:
+        out.append(f"What bounds cached reads at 500 connections: the web's CPU ({bound(hot500.get('cpu'))} cores), "
+                   "where the ceiling answers a constant. Inside a worker (`python -m bench.profile hot 500`, measured "
+                   "once: see docs/benchmarks.md): gunicorn's request parsing about a quarter, Spillway's layers "
+                   "about a quarter (half of it the Redis lookup), socket sends an eighth, the rest gunicorn's "
+                   "and gevent's plumbing.")
+    aof, replica = _find(runs, "durability aof: POST 24 items"), _find(runs, "durability replica: POST 24 items")
+    if aof and replica and replica["rps"] < 0.8 * aof["rps"]:
+        other = (replica.get("cpu") or {}).get("other", 0)
+        out.append(f"What bounds `WRITE_DURABILITY=replica`: the replica Redis and three Sentinels share these "
+                   f"CPUs with the stack (\"other\", {other:.2f} cores during the run); on hosts of their own, "
+                   "as in production, the web keeps those.")
+    return "\n\n".join(out)
+
+
 def _post_bound(results):
     """Where the CPUs went during the crawler burst: what bounds the POST path on this machine."""
     cores = results["targets"].get("burst_cpu_cores")
@@ -190,7 +222,7 @@ def summary_block(results):
     lost = sum(a["lost"] for a in audits)
     duplicated = sum(a["duplicated"] for a in audits)
     return (f"{SUMMARY_START}\n| target | measured | |\n|---|---|---|\n{target_lines}\n\n"
-            f"{_post_bound(results)}\n\n{_table(results)}\n\n"
+            f"{_post_bound(results)}\n\n{_lag_bound(results)}\n\n{_other_bounds(results)}\n\n{_table(results)}\n\n"
             f"Zero-loss audit of the {len(audits)} write scenarios: "
             f"{sum(a['accepted'] for a in audits):,} records accepted, {lost} lost, {duplicated} duplicated.\n"
             f"{SUMMARY_END}")
@@ -237,6 +269,10 @@ is where the CPUs went during each Spillway run (cores; "CPU" when less than a f
 
 {_post_bound(results)}
 
+{_lag_bound(results)}
+
+{_other_bounds(results)}
+
 ## Every run
 
 {_table(results)}
@@ -244,7 +280,8 @@ is where the CPUs went during each Spillway run (cores; "CPU" when less than a f
 Hot reads: random keys of the 410,000 seeded items, cache warm. Cold reads: the cache flushed before each run,
 so every first read of a key goes to MySQL. Crawler burst: 24-item POSTs as fast as they are accepted, then the
 drain ({t['burst_drain_seconds']:.1f} s to empty the queue after the burst). Mixed: 90% hot GETs, 10% 24-item POSTs.
-Paced: 24-item POSTs on a clock at half the measured drain rate (50 connections, paced by wrk).
+Paced: 24-item POSTs on a clock at half the measured drain rate (50 connections, paced by wrk), and at 3/8 of it
+when the lag misses at half.
 
 ## Zero-loss audit
 

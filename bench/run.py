@@ -39,7 +39,7 @@ from webapp.storage.services import Services
 HERE = Path(__file__).parent
 KEYS = 410_000
 SECONDS = int(os.environ.get("BENCH_SECONDS", 10))  # per wrk run (the crawler burst runs 2x)
-STEPS = 37
+STEPS = 37  # 40 when the paced lag misses and runs again at 3/8
 
 
 class Progress:
@@ -261,22 +261,36 @@ class Bench:
                            f"{500_000 - stored} lost")
 
     def paced_lag(self):
-        """Writes at half the measured drain rate: accept-to-persist lag p99."""
+        """Writes at half the measured drain rate: accept-to-persist lag p99.
+
+        The drain rate is measured on a backlog with the CPUs to itself. If the
+        lag misses at half of it, the same load runs again at three-eighths of
+        it: does the lag hold at a load web and drain can carry together?
+        """
         self.start_spillway()
         target = self.results["targets"]["drain_rows_per_s"] / 2  # records/s
+        measured, p50, p99 = self._paced("paced POST at half the drain rate", "paced writes", target, "paced")
+        self.results["targets"].update(paced_target_records_per_s=target, paced_records_per_s=measured,
+                                       lag_p50_ms=p50, lag_p99_ms=p99)
+        if p99 == "inf" or float(p99) > 1000:
+            measured, p50, p99 = self._paced("paced POST at 3/8 of the drain rate", "paced writes at 3/8",
+                                             0.75 * target, "lowpaced")
+            self.results["targets"].update(lower_paced_records_per_s=measured, lower_lag_p50_ms=p50,
+                                           lower_lag_p99_ms=p99)
+
+    def _paced(self, name, audit_name, records_per_s, tag):
+        """24-item POSTs on a clock at records_per_s, drained and audited: (records/s, lag p50, lag p99)."""
         lag_before = self._lag_counts()
         before = self.accepted_records()
-        r = self.wrk("paced POST at half the drain rate", self.web.url, 50, "post_items.lua",
-                     seconds=2 * SECONDS, RUN="paced", RATE=round(target / 24, 1), THREADS=2)
+        r = self.wrk(name, self.web.url, 50, "post_items.lua",
+                     seconds=2 * SECONDS, RUN=tag, RATE=round(records_per_s / 24, 1), THREADS=2)
         self.drained()
-        self.audit("paced writes", "items", "paced", before, (r.accepted_requests or 0) * 24)
+        self.audit(audit_name, "items", tag, before, (r.accepted_requests or 0) * 24)
         lag = {k: v - lag_before.get(k, 0) for k, v in self._lag_counts().items()}
-        self.results["targets"].update(paced_target_records_per_s=target,
-                                       paced_records_per_s=(r.accepted_requests or 0) * 24 / r.seconds,
-                                       lag_p50_ms=_percentile(lag, 0.50), lag_p99_ms=_percentile(lag, 0.99))
-        self.progress.step(f"lag at {self.results['targets']['paced_records_per_s']:,.0f} records/s: "
-                           f"p50 <= {self.results['targets']['lag_p50_ms']} ms, "
-                           f"p99 <= {self.results['targets']['lag_p99_ms']} ms")
+        measured = (r.accepted_requests or 0) * 24 / r.seconds
+        p50, p99 = _percentile(lag, 0.50), _percentile(lag, 0.99)
+        self.progress.step(f"lag at {measured:,.0f} records/s: p50 <= {p50} ms, p99 <= {p99} ms")
+        return measured, p50, p99
 
     def _lag_counts(self):
         stats = {k.decode(): int(v) for k, v in self.svc.redis.hgetall(keys.STATS).items()}
