@@ -34,9 +34,13 @@ class DrainKeeper(bootsteps.StartStopStep):
         super().__init__(worker, **kwargs)
         self.tref: Any = None
         self.next_prune = 0.0
+        self.leases: Leases | None = None
+        self.expire: Any = None
 
     def start(self, worker: Any) -> None:
-        """Begin ticking."""
+        """Begin ticking (the scripts are registered here, once: that needs no Redis yet)."""
+        self.leases = Leases(services.redis)
+        self.expire = load_script(services.redis, "expire")
         self.tref = worker.timer.call_repeatedly(1.0, self.tick, priority=10)
 
     def stop(self, worker: Any) -> None:
@@ -51,7 +55,8 @@ class DrainKeeper(bootsteps.StartStopStep):
 
         try:
             token = uuid.uuid4().hex
-            for slot in Leases(services.redis).reserve(services.settings.drain_slots, token, QUEUED_LEASE):
+            assert self.leases is not None  # start() ran
+            for slot in self.leases.reserve(services.settings.drain_slots, token, QUEUED_LEASE):
                 drain.apply_async((slot, f"{token}:{slot}"), expires=QUEUED_LEASE)
         except Exception as err:  # the timer must keep running; the next tick retries
             log.warning("drain keeper: could not start drain tasks (%s)", err)
@@ -62,10 +67,9 @@ class DrainKeeper(bootsteps.StartStopStep):
 
     def housekeeping(self) -> None:
         """Delete receipts and idempotency keys past their time; forget dead consumers once a minute."""
-        expire = load_script(services.redis, "expire")
         now_ms = int(time.time() * 1000)
         for _ in range(EXPIRE_ROUNDS):  # until what is due is gone, so they never pile up
-            if expire(keys=[keys.EXPIRY], args=[now_ms, EXPIRE_BATCH]) < EXPIRE_BATCH:
+            if self.expire(keys=[keys.EXPIRY], args=[now_ms, EXPIRE_BATCH]) < EXPIRE_BATCH:
                 break
         if time.monotonic() >= self.next_prune:
             self.next_prune = time.monotonic() + 60

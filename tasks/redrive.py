@@ -8,5 +8,4 @@ from webapp.storage.sql.deadletters import Filter
 @app.task(name="spillway.redrive")
 def redrive(selection: dict[str, Any]) -> dict[str, Any]:
     """Send the dead letters `selection` (a Filter's fields) back through the queue; return how many."""
-    chosen = Filter(**{**selection, "ids": tuple(selection.get("ids") or ())})
-    return {"redriven": services.dead_letters.redrive(chosen), "selection": selection}
+    return {"redriven": services.dead_letters.redrive(Filter.from_dict(selection)), "selection": selection}

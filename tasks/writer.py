@@ -44,11 +44,6 @@ class Transient(Exception):
     """MySQL cannot take the batch now; it stays queued and is retried."""
 
 
-def kind(q: Queued) -> str:
-    """'items' or 'events'."""
-    return "items" if isinstance(q.record, Item) else "events"
-
-
 def write(db: Database, records: Sequence[Queued], dead: Sequence[deadletters.Row] = ()) -> None:
     """Write records (and dead letters) in one transaction."""
     newest: dict[str, Queued] = {}
@@ -97,7 +92,7 @@ def apply(db: Database, records: Sequence[Queued], dead: dict[int, str]) -> None
     record = records[0]
     reason = describe(failure)
     try:
-        write(db, [], dead=[deadletters.row(record, kind(record), reason)])
+        write(db, [], dead=[deadletters.row(record, reason)])
     except (pymysql.err.Error, Unavailable) as err:
         raise Transient(f"cannot store a dead letter: {describe(err)}") from err
     log.error("dead-lettered record %s of write %s: %s", record.version, record.write_id, reason)

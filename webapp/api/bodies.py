@@ -14,10 +14,10 @@ from typing import Annotated
 import msgspec
 
 from webapp import clock
-from webapp.api.schemas import MAX_BATCH, MAX_DATA_DEPTH, MAX_EVENT_DATA, MAX_ITEM_DATA, Level
+from webapp.api.schemas import CONTROL_CHARS, MAX_BATCH, MAX_DATA_DEPTH, MAX_EVENT_DATA, MAX_ITEM_DATA, Level
 from webapp.storage.records import Event, Item
 
-_NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"  # Unicode category Cc: C0, DEL, C1
+_NO_CONTROL = f"^[^{CONTROL_CHARS}]*$"
 
 
 class _ItemIn(msgspec.Struct, forbid_unknown_fields=True):

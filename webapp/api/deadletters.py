@@ -85,7 +85,7 @@ def redrive() -> Response:
     elif wanted.filter is not None:
         f = wanted.filter
         selection.update(kind=f.kind, reason=f.reason, since_us=_us(f.since), until_us=_us(f.until))
-    matched = storage().dead_letters.count(Filter(**{**selection, "ids": tuple(selection.get("ids", ()))}))
+    matched = storage().dead_letters.count(Filter.from_dict(selection))
     if wanted.dry_run or not matched:
         return json_response({"matched": matched, "dry_run": wanted.dry_run})
     task_id = jobs.start("spillway.redrive", selection)

@@ -5,9 +5,9 @@ cannot drift; responses, parameters and headers are declared here. Tests
 check that every route is documented and fuzz the live server against this
 document with schemathesis (tests/e2e/test_openapi.py).
 """
-from webapp.api.schemas import LEVELS, MAX_BATCH, EventsIn, ItemsIn, RedriveIn
+from webapp.api.schemas import CONTROL_CHARS, LEVELS, MAX_BATCH, EventsIn, ItemsIn, RedriveIn
 
-NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+NO_CONTROL = f"^[^{CONTROL_CHARS}]+$"
 KEY = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_CONTROL,
        "description": "Compared byte for byte; percent-encoded in paths ('/' as %2F). No control characters."}
 TIMESTAMP = {"type": "string", "format": "date-time"}

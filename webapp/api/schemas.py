@@ -8,7 +8,7 @@ import base64
 import binascii
 import json
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
@@ -19,8 +19,9 @@ MAX_BATCH = 1000
 MAX_ITEM_DATA = 64 * 1024
 MAX_EVENT_DATA = 16 * 1024
 MAX_DATA_DEPTH = 32  # MariaDB's JSON functions stop at 32 levels
-LEVELS = ("debug", "info", "warning", "error", "critical")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: C0, DEL, C1
+# Unicode category Cc (C0, DEL, C1) as the body of a regex class; bodies.py and openapi.py use it too
+CONTROL_CHARS = r"\x00-\x1f\x7f-\x9f"
+_CONTROL = re.compile(f"[{CONTROL_CHARS}]")
 
 
 def _no_control_chars(value):
@@ -78,6 +79,7 @@ Key = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_no_con
 ItemData = Annotated[Any, _encoded(MAX_ITEM_DATA)]
 EventData = Annotated[Any, _encoded(MAX_EVENT_DATA)]
 Level = Literal["debug", "info", "warning", "error", "critical"]
+LEVELS: tuple[str, ...] = get_args(Level)
 Timestamp = Annotated[str, AfterValidator(_timestamp)]  # becomes microseconds
 
 

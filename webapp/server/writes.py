@@ -14,7 +14,7 @@ from typing import Any
 from webapp import jsonio
 from webapp.api import bodies
 from webapp.api.auth import KeyRing
-from webapp.api.request import request_digest
+from webapp.api.request import idempotency_key_ok, request_digest
 from webapp.api.responses import api_error
 from webapp.server.respond import error
 from webapp.storage.errors import StorageError
@@ -46,7 +46,7 @@ class WriteFastPath:
             return None
         caller = self.keys.identify(environ.get("HTTP_AUTHORIZATION"))
         idem = environ.get("HTTP_IDEMPOTENCY_KEY")
-        if caller is None or "write" not in caller.scopes or (idem is not None and not 1 <= len(idem) <= 255):
+        if caller is None or "write" not in caller.scopes or (idem is not None and not idempotency_key_ok(idem)):
             return None  # the view answers 401, 403 or 422
         stream = environ["wsgi.input"]
         if environ.get("CONTENT_LENGTH") in (None, "", "0") or not hasattr(stream, "seek"):

@@ -30,8 +30,8 @@ from webapp.storage.errors import (
 )
 from webapp.storage.records import Record, kind_of, pack
 from webapp.storage.redis_client import bounded, load_script
+from webapp.storage.stream import ALIVE_WINDOW_MS, head_age_s
 
-ALIVE_WINDOW_MS = 30_000  # a drain that has not beaten for this long counts as dead
 TROUBLE_WINDOW_MS = 30_000  # a drain retrying a server error reported it within this
 IDEMPOTENCY_TTL = 24 * 3600
 CLOCK_CHECK_S = 10.0  # how often a web worker measures its clock against Redis's
@@ -200,16 +200,14 @@ class WriteQueue:
         pipe.xlen(keys.UNREADABLE)
         with bounded(CacheUnavailable, self._timebox, timeout or self.settings.redis_timeout):
             depth, size, first, alive, trouble, memory, unreadable = pipe.execute()
-        oldest = 0.0
-        if first:
-            oldest = max(0.0, (now_ms - int(first[0][0].split(b"-")[0])) / 1000)
         report = None
         if trouble and now_ms - int(trouble.get(b"at_ms", 0)) < TROUBLE_WINDOW_MS:
             report = {"error": trouble[b"error"].decode(errors="replace"),
                       "for_s": round((now_ms - int(trouble[b"since_ms"])) / 1000, 1)}
         used, limit = int(memory["used_memory"]), int(memory.get("maxmemory", 0))
-        return {"depth": int(depth or 0), "bytes": int(size or 0), "oldest_age_s": round(oldest, 3),
-                "alive": int(alive), "trouble": report, "unreadable": int(unreadable),
+        return {"depth": int(depth or 0), "bytes": int(size or 0),
+                "oldest_age_s": round(head_age_s(first, now_ms), 3), "alive": int(alive), "trouble": report,
+                "unreadable": int(unreadable),
                 "memory": {"used": used, "max": limit, "full": 0 < limit <= used}}
 
     def counters(self) -> dict[str, int]:

@@ -8,6 +8,7 @@ MySQL's max_connections.
 """
 import logging
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pymysql
@@ -47,14 +48,15 @@ class UnsafeServer(ConfigError):
 def check_servers(settings: Settings) -> None:
     """Every start-up check: Redis safety, MySQL durability, the connection budget. Raises ConfigError."""
     check_redis(settings)
-    check_mysql_durability(settings)
-    check_connection_budget(settings)
+    check_mysql(settings)
 
 
-def redis_problems(settings: Settings, client: redis.Redis) -> list[str]:
-    """What makes this Redis unsafe for queued writes in the WRITE_DURABILITY mode, one sentence each."""
+def redis_problems(settings: Settings, client: redis.Redis, memory: dict[str, Any]) -> list[str]:
+    """What makes this Redis unsafe for queued writes in the WRITE_DURABILITY mode, one sentence each.
+
+    memory: the server's INFO memory.
+    """
     persistence = client.info("persistence")
-    memory = client.info("memory")
     problems = []
     mode = settings.write_durability
     if mode != "replica" and not int(persistence.get("aof_enabled", 0)):
@@ -87,8 +89,9 @@ def check_redis(settings: Settings) -> None:
     where = (f"Sentinel service {target.service}" if target.is_sentinel else _where(target.url))
     client = connect(settings, blocking=False, pool_size=2)
     try:
-        problems = redis_problems(settings, client)
-        limit = int(client.info("memory").get("maxmemory", 0))
+        memory = client.info("memory")
+        problems = redis_problems(settings, client, memory)
+        limit = int(memory.get("maxmemory", 0))
     except redis.RedisError as err:
         log.warning("Redis safety not checked: %s unreachable (%s)", where, err)
         return
@@ -109,24 +112,31 @@ def check_redis(settings: Settings) -> None:
                        "(or set REDIS_UNSAFE_OK=true to use it anyway)")
 
 
-def check_mysql_durability(settings: Settings) -> None:
-    """Warn when MySQL may lose committed batches (the drain acknowledges after COMMIT)."""
+def check_mysql(settings: Settings) -> None:
+    """Warn when MySQL may lose committed batches; refuse a connection budget it cannot hold (BudgetError).
+
+    One connection reads both settings. An unreachable MySQL is logged, not fatal:
+    the service still serves cached reads and queues writes.
+    """
     if not settings.mysql_url:
         return
     try:
         con = pymysql.connect(**connect_kwargs(settings.mysql_url, settings, 5))
     except pymysql.err.Error as err:
-        log.warning("MySQL durability not checked: unreachable (%s)", err)
+        log.warning("MySQL durability and connection budget not checked: unreachable (%s)", err)
         return
     try:
         with con.cursor() as cur:
-            cur.execute("SELECT @@innodb_flush_log_at_trx_commit")
-            value = int(cur.fetchone()[0])
+            cur.execute("SELECT @@innodb_flush_log_at_trx_commit, @@max_connections")
+            flush_at_commit, max_connections = (int(v) for v in cur.fetchone())
     finally:
         con.close()
-    if value != 1:
+    if flush_at_commit != 1:
+        # the drain acknowledges after COMMIT, so a commit MySQL loses is a write lost
         log.warning("MySQL has innodb_flush_log_at_trx_commit=%d: a crash of its host can lose up to a "
-                    "second of committed batches, which the drain has already acknowledged; set it to 1", value)
+                    "second of committed batches, which the drain has already acknowledged; set it to 1",
+                    flush_at_commit)
+    check_connection_budget(settings, max_connections)
 
 
 def _where(url: str) -> str:
@@ -135,34 +145,16 @@ def _where(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or ''}".rstrip(":")
 
 
-def check_connection_budget(settings: Settings, url: str | None = None) -> tuple[int, int] | None:
-    """Compare the stack's connection budget with MySQL's max_connections.
-
-    Raises BudgetError when it does not fit; logs a warning and returns None when
-    MySQL cannot be reached (the service still serves cached reads and queues writes).
-    """
-    if not (url or settings.mysql_url):
-        return None
+def check_connection_budget(settings: Settings, max_connections: int) -> None:
+    """Raise BudgetError when the stack's connection budget does not fit MySQL's max_connections."""
     needed, text = connection_budget(settings)
-    try:
-        con = pymysql.connect(**connect_kwargs(url or settings.mysql_url, settings, 5))
-    except pymysql.err.Error as err:
-        log.warning("connection budget not checked: MySQL unreachable (%s)", err)
-        return None
-    try:
-        with con.cursor() as cur:
-            cur.execute("SELECT @@max_connections")
-            limit = int(cur.fetchone()[0])
-    finally:
-        con.close()
-    if needed > limit:
+    if needed > max_connections:
         raise BudgetError(
             f"MySQL connection budget exceeded: {text}, but the server's max_connections "
-            f"is {limit}. Lower DB_POOL_SIZE, WEB_WORKERS or WORKER_CONCURRENCY, or raise "
+            f"is {max_connections}. Lower DB_POOL_SIZE, WEB_WORKERS or WORKER_CONCURRENCY, or raise "
             "max_connections on the server."
         )
-    log.info("MySQL connection budget: %s <= max_connections %d", text, limit)
-    return needed, limit
+    log.info("MySQL connection budget: %s <= max_connections %d", text, max_connections)
 
 
 def apply_schema(settings: Settings) -> None:

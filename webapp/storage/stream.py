@@ -22,6 +22,16 @@ from webapp.storage.redis_client import load_script
 
 log = logging.getLogger(__name__)
 
+ACK_KEYS = [keys.STREAM, keys.DEPTH, keys.STATS, keys.BYTES, keys.REDRIVE_INFLIGHT]  # lua/ack.lua's KEYS
+ALIVE_WINDOW_MS = 30_000  # a drain that has not beaten for this long counts as dead
+
+
+def head_age_s(head: list[Any], now_ms: int) -> float:
+    """Age in seconds of the queue's oldest entry, from XRANGE queue - + COUNT 1 (0 when empty)."""
+    if not head:
+        return 0.0
+    return max(0.0, (now_ms - int(head[0][0].split(b"-")[0])) / 1000)
+
 
 @dataclass(frozen=True)
 class Backlog:
@@ -89,13 +99,11 @@ class Stream:
         pipe.get(keys.DEPTH)
         pipe.xrange(keys.STREAM, count=1)
         pipe.get(keys.ACCEPTED)
-        pipe.zcount(keys.ALIVE, now_ms - 30_000, "+inf")
+        pipe.zcount(keys.ALIVE, now_ms - ALIVE_WINDOW_MS, "+inf")
         pipe.hmget(keys.STATS, "persisted_items", "persisted_events", "dead_items", "dead_events")
         depth, first, accepted, alive, done = pipe.execute()
-        age = 0.0
-        if first:
-            age = max(0.0, now_ms / 1000 - int(first[0][0].split(b"-")[0]) / 1000)
-        return Backlog(int(depth or 0), age, int(accepted or 0), int(alive), sum(int(v or 0) for v in done))
+        return Backlog(int(depth or 0), head_age_s(first, now_ms), int(accepted or 0), int(alive),
+                       sum(int(v or 0) for v in done))
 
     def ensure_group(self) -> None:
         """Create the consumer group (from the Stream's start, so nothing queued is skipped)."""
@@ -142,7 +150,7 @@ class Stream:
             for i, key in enumerate(_readable_keys(fields.get(b"r", b""))):
                 if key:
                     drop += [keys.item(key), int(fields[b"v"]) + i, 0]
-        self._ack(keys=[keys.STREAM, keys.DEPTH, keys.STATS, keys.BYTES, keys.REDRIVE_INFLIGHT],
+        self._ack(keys=ACK_KEYS,
                   args=[keys.GROUP, 1, "unreadable_entries", 1, entry_id, keys.receipt(write_id), count, count,
                         kind, size, int(fields.get(b"d") == b"1"), fields.get(b"v", b"0"), len(drop) // 3,
                         *drop])
@@ -202,7 +210,7 @@ class Stream:
                     cache += [keys.item(record.key), version, ttl]
             args += [entry.id, keys.receipt(entry.write_id), entry.count, dead, entry.kind, entry.size,
                      int(entry.redrive), entry.version, len(cache) // 3, *cache]
-        return int(self._ack(keys=[keys.STREAM, keys.DEPTH, keys.STATS, keys.BYTES, keys.REDRIVE_INFLIGHT],
+        return int(self._ack(keys=ACK_KEYS,
                              args=args))
 
     def oldest_version(self) -> int | None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webapp.clock import from_datetime, to_datetime
-from webapp.storage.records import Event, Item, Queued, Record
+from webapp.storage.records import Event, Item, Queued, Record, kind_of
 
 # A record that dies again after a redrive keeps its row's id and gets the new reason.
 INSERT = (
@@ -18,10 +18,11 @@ COLUMNS = "id, version, write_id, kind, record, reason, failed_at, accepted_at"
 Row = tuple[int, str, str, bytes, str, Any]
 
 
-def row(queued: Queued, kind: str, reason: str) -> Row:
-    """The dead_letters row of a rejected record: its fields as a JSON object, and the reason."""
+def row(queued: Queued, reason: str) -> Row:
+    """The dead_letters row of a rejected record: its kind, its fields as a JSON object, and the reason."""
     record = json.dumps(queued.record._asdict(), ensure_ascii=False).encode()
-    return (queued.version, queued.write_id, kind, record, reason, to_datetime(queued.accepted_us))
+    return (queued.version, queued.write_id, kind_of([queued.record]), record, reason,
+            to_datetime(queued.accepted_us))
 
 
 def insert(cur: Any, rows: Sequence[Row]) -> None:
@@ -61,6 +62,11 @@ class Filter:
     reason: str | None = None  # a substring of the reason
     since_us: int | None = None  # failed at or after
     until_us: int | None = None  # failed before
+
+    @classmethod
+    def from_dict(cls, selection: dict[str, Any]) -> "Filter":
+        """A Filter from its fields as JSON-able values (ids a list), as the API hands them to the redrive task."""
+        return cls(**{**selection, "ids": tuple(selection.get("ids") or ())})
 
     def is_empty(self) -> bool:
         """True if it selects everything."""
