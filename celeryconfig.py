@@ -1,7 +1,6 @@
 """Celery settings, read from the same environment as the app (webapp/config.py)."""
-from urllib.parse import quote
 
-from webapp.config import load_settings
+from webapp.config import load_settings, redis_userinfo
 
 _settings = load_settings().require("redis_url")
 _redis = _settings.redis
@@ -36,7 +35,7 @@ broker_transport_options: dict[str, object] = {"visibility_timeout": 300, "socke
 if _redis.is_sentinel:
     # With Sentinel, kombu finds the primary through any of them and follows a failover. The
     # URL's password is the data nodes'; the Sentinels' own goes in sentinel_kwargs.
-    _auth = f":{quote(_redis.password, safe='')}@" if _redis.password else ""
+    _auth = redis_userinfo(_redis.password)
     broker_url = ";".join(f"sentinel://{_auth}{host}:{port}/{_redis.db}" for host, port in _redis.sentinels)
     broker_transport_options.update(master_name=_redis.service, sentinel_kwargs={
         "password": _redis.sentinel_password or None, "socket_timeout": 0.5, "socket_connect_timeout": 0.5})

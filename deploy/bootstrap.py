@@ -5,7 +5,7 @@ import stat
 from pathlib import Path
 
 from deploy.servers import MariaDB, Redis, RedisReplica, Sentinel
-from webapp.config import ROOT, load_settings
+from webapp.config import ROOT, load_settings, redis_userinfo
 from webapp.storage.startup import apply_schema
 
 DATABASE = "spillway"
@@ -105,29 +105,17 @@ class Stack:
             server.prepare()
 
     def programs(self):
-        """supervisord program sections for the private servers (they start before the app).
-
-        Lower priorities start first and stop last: the primary and MariaDB, then the
-        replica, then the Sentinels, so no Sentinel sees the primary stop and fails over.
-        """
-        def priority(server):
-            return 3 if isinstance(server, Sentinel) else 2 if isinstance(server, RedisReplica) else 1
-        return "\n".join(server.program(priority(server)) for server in self.private)
-
-    def wait_ready(self, timeout=60):
-        """Wait until every private server answers."""
-        for server in self.private:
-            server.wait_ready(timeout)
+        """supervisord program sections for the private servers (they start before the app, by priority)."""
+        return "\n".join(server.program() for server in self.private)
 
     def urls(self):
         """MYSQL_URL and REDIS_URL of this stack (known before its servers start)."""
-        if self.redis:
-            self.redis_url = self.redis.url()
         if self.sentinels:
-            from urllib.parse import quote
-
             hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
-            self.redis_url = f"redis+sentinel://:{quote(self.redis.password, safe='')}@{hosts}/spillway/0"
+            self.redis_url = (f"redis+sentinel://{redis_userinfo(self.redis.password)}{hosts}/"
+                              f"{self.sentinels[0].service}/0")
+        elif self.redis:
+            self.redis_url = self.redis.url()
         if self.mariadb:
             self.mysql_url = self.mariadb.url(DATABASE, DB_USER, _secret_file(self.var_dir, "mariadb.password"))
         return {"MYSQL_URL": self.mysql_url, "REDIS_URL": self.redis_url}

@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 
 from deploy.bootstrap import Stack, ensure_env_file
-from deploy.servers import ServerError, port_open
+from deploy.servers import ServerError, alive, port_open
 from webapp.config import ROOT, ConfigError, env_file_values, load_settings, masked
 
 MARK = "SPILLWAY_STACK"
@@ -75,13 +75,6 @@ def _cmdline(pid):
         return ""
 
 
-def _alive(pid):
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _signal_all(pids, sig):
     for pid in pids:
         try:
@@ -92,15 +85,30 @@ def _signal_all(pids, sig):
 
 def _wait_gone(pids, seconds):
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.2)
-    return [p for p in pids if _alive(p)]
+    return [p for p in pids if alive(p)]
+
+
+def _terminate(pids, grace):
+    """SIGTERM, then SIGKILL whatever is left after `grace` seconds."""
+    _signal_all(pids, signal.SIGTERM)
+    _signal_all(_wait_gone(pids, grace), signal.SIGKILL)
+
+
+def _leftovers(var_dir, stack):
+    """Every process of this checkout's stack still running: supervisord's tree and the private servers."""
+    pids = stack_processes(var_dir)
+    for server in stack.private:
+        pid = server.pid  # reads the pid file and /proc: once
+        if pid and pid not in pids:
+            pids.append(pid)
+    return pids
 
 
 def clear_leftovers(var_dir, stack):
     """Stop what an earlier run of this checkout left; False if that run is still going."""
-    pids = stack_processes(var_dir)
-    pids += [s.pid for s in stack.private if s.pid and s.pid not in pids]
+    pids = _leftovers(var_dir, stack)
     if not pids:
         return True
     for pid in pids:
@@ -114,9 +122,7 @@ def clear_leftovers(var_dir, stack):
     supervisors = [p for p in pids if "supervisord" in _cmdline(p)]
     _signal_all(supervisors, signal.SIGTERM)  # it stops its programs in order
     _wait_gone(supervisors, STOP_GRACE)
-    rest = [p for p in pids if _alive(p)]
-    _signal_all(rest, signal.SIGTERM)
-    _signal_all(_wait_gone(rest, 30), signal.SIGKILL)
+    _terminate([p for p in pids if alive(p)], 30)
     return True
 
 
@@ -301,9 +307,7 @@ def main(argv=()):
                 supervisord.kill()
                 supervisord.wait()
         relay.relay()
-        leftovers = stack_processes(var_dir) + [s.pid for s in stack.private if s.pid]
-        _signal_all(leftovers, signal.SIGTERM)
-        _signal_all(_wait_gone(leftovers, 15), signal.SIGKILL)
+        _terminate(_leftovers(var_dir, stack), 15)
         say("Stopped.")
 
 

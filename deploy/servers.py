@@ -15,12 +15,14 @@ import subprocess
 import time
 from pathlib import Path
 
+from webapp.config import redis_userinfo
+
 
 class ServerError(RuntimeError):
     """A private server could not be installed, started or stopped."""
 
 
-def _alive(pid):
+def alive(pid):
     """Return True if a process with this pid exists and is not a zombie."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as f:
@@ -49,6 +51,9 @@ class PrivateServer:
 
     name = "server"
     stop_timeout = 60
+    # supervisord starts lower priorities first and stops them last: the primary and MariaDB,
+    # then the replica, then the Sentinels, so no Sentinel sees the primary stop and fails over.
+    priority = 1
 
     def __init__(self, var_dir, port):
         self.var_dir = Path(var_dir).resolve()
@@ -69,7 +74,7 @@ class PrivateServer:
         if self.proc is not None and self.proc.poll() is None:
             return self.proc.pid
         pid = _read_pid(self.pidfile)
-        if pid and _alive(pid) and self._runs_here(pid):
+        if pid and alive(pid) and self._runs_here(pid):
             return pid
         return None
 
@@ -98,13 +103,13 @@ class PrivateServer:
         for d in (self.run_dir, self.log_dir):
             d.mkdir(parents=True, exist_ok=True)
 
-    def program(self, priority=1):
+    def program(self):
         """The supervisord [program:...] section that runs this server (see supervisord.conf)."""
         return "\n".join([
             f"[program:{self.name}]",
             "command=" + " ".join(self.command()),
             f"directory={self.var_dir}",
-            f"priority={priority}",
+            f"priority={self.priority}",
             "autorestart=true",
             "startsecs=1",
             "startretries=10",
@@ -179,7 +184,7 @@ class PrivateServer:
             if self.proc is not None and self.proc.pid == pid:
                 if self.proc.poll() is not None:
                     break
-            elif not _alive(pid):
+            elif not alive(pid):
                 break
             time.sleep(0.05)
         else:
@@ -197,7 +202,7 @@ class PrivateServer:
         if self.proc is not None and self.proc.pid == pid:
             self.proc.wait(10)
         else:
-            while _alive(pid):
+            while alive(pid):
                 time.sleep(0.05)
         self.proc = None
 
@@ -345,22 +350,21 @@ class Redis(PrivateServer):
 
     def url(self, db=0):
         """The REDIS_URL of this server (with its password)."""
-        from urllib.parse import quote
-
-        auth = f":{quote(self.password, safe='')}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+        return f"redis://{redis_userinfo(self.password)}127.0.0.1:{self.port}/{db}"
 
 
 class RedisReplica(Redis):
     """A replica of the private Redis (for make run-ha and the failover tests)."""
 
     name = "redis-replica"
+    priority = 2
 
 
 class Sentinel(PrivateServer):
     """One of three Redis Sentinels watching the private primary (service `spillway`)."""
 
     stop_timeout = 10
+    priority = 3
 
     def __init__(self, var_dir, port, number, primary_port, password="", service="spillway", down_after_ms=2000):
         self.name = f"sentinel-{number}"

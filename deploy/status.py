@@ -21,7 +21,7 @@ import pymysql
 
 from deploy.bootstrap import Stack
 from webapp.config import ConfigError, load_settings, masked
-from webapp.metrics import LAG_BUCKETS_MS
+from webapp.metrics import LAG_BUCKETS_MS, lag_counts, lag_quantile
 from webapp.storage import keys
 from webapp.storage.mysql import connect_kwargs
 from webapp.storage.queue import WriteQueue
@@ -54,7 +54,6 @@ def human_bytes(n):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n} B"
 
 
 def human_ms(ms):
@@ -62,25 +61,15 @@ def human_ms(ms):
     return f"{ms:g} ms" if ms < 1000 else f"{ms / 1000:g} s"
 
 
-def lag_buckets(counters):
-    """[(upper bound in ms or None for past the last, records)] from the drain's counters."""
-    return [(b, counters.get(f"lag_le_{b}", 0)) for b in LAG_BUCKETS_MS] + [(None, counters.get("lag_le_inf", 0))]
-
-
 def lag_summary(counts, lag_ms_sum):
-    """'p50 <= 100 ms, p95 <= 250 ms, p99 <= 500 ms, mean 80 ms' from bucket counts: each quantile is the
+    """'p50 <= 100 ms, p95 <= 250 ms, p99 <= 500 ms, mean 80 ms' from lag_counts(): each quantile is the
     upper bound of the bucket it falls in (the buckets of spillway_write_lag_seconds)."""
-    total = sum(n for _, n in counts)
     parts = []
     for q in QUANTILES:
-        running = 0
-        for bound, n in counts:
-            running += n
-            if running >= q * total:
-                parts.append(f"p{round(q * 100)} <= {human_ms(bound)}" if bound is not None
-                             else f"p{round(q * 100)} > {human_ms(LAG_BUCKETS_MS[-1])}")
-                break
-    parts.append(f"mean {human_ms(round(lag_ms_sum / total))}")
+        bound = lag_quantile(counts, q)
+        parts.append(f"p{round(q * 100)} <= {human_ms(bound)}" if bound != "inf"
+                     else f"p{round(q * 100)} > {human_ms(LAG_BUCKETS_MS[-1])}")
+    parts.append(f"mean {human_ms(round(lag_ms_sum / sum(counts.values())))}")
     return ", ".join(parts)
 
 
@@ -119,7 +108,6 @@ def report(settings, window=WINDOW, say=print):
         before, started = queue.counters(), time.monotonic()
         time.sleep(window)
         after, took = queue.counters(), time.monotonic() - started
-        unreadable = client.xlen(keys.UNREADABLE)
     except Exception as err:  # a status must say what it could not read, not die of it
         say(f"  queue         Redis could not be read: {err}")
         stats = None
@@ -129,12 +117,13 @@ def report(settings, window=WINDOW, say=print):
     if stats is not None:
         say(f"  queue         depth {stats['depth']} records, {human_bytes(stats['bytes'])}, "
             f"oldest {stats['oldest_age_s']:.1f} s")
-        recent = [(b, n - dict(lag_buckets(before))[b]) for b, n in lag_buckets(after)]
-        if sum(n for _, n in recent):
+        counts_before = lag_counts(before)
+        recent = {b: n - counts_before[b] for b, n in lag_counts(after).items()}
+        if sum(recent.values()):
             lag = (f"{lag_summary(recent, after.get('lag_ms_sum', 0) - before.get('lag_ms_sum', 0))} "
                    f"(records persisted in the last {took:.1f} s)")
         elif after.get("lag_count"):
-            lag = f"{lag_summary(lag_buckets(after), after.get('lag_ms_sum', 0))} (none in the last {took:.1f} s; " \
+            lag = f"{lag_summary(lag_counts(after), after.get('lag_ms_sum', 0))} (none in the last {took:.1f} s; " \
                   "since the drain's counters began)"
         else:
             lag = "no record persisted yet"
@@ -155,7 +144,7 @@ def report(settings, window=WINDOW, say=print):
                 dead = cur.fetchone()[0]
         finally:
             con.close()
-        extra = f"; {unreadable} unreadable queue entries ({keys.UNREADABLE})" if stats is not None else ""
+        extra = f"; {stats['unreadable']} unreadable queue entries ({keys.UNREADABLE})" if stats is not None else ""
         say(f"  dead letters  {dead} (SELECT * FROM dead_letters){extra}")
     except pymysql.err.MySQLError as err:
         say(f"  dead letters  MySQL could not be read: {err}")

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from dotenv import dotenv_values
 
@@ -279,6 +279,11 @@ def masked(url: str) -> str:
     if not sep or not at or ":" not in auth:
         return url
     return f"{scheme}{sep}{auth.split(':', 1)[0]}:***@{where}"
+
+
+def redis_userinfo(password: str) -> str:
+    """The `:password@` part of a redis:// or sentinel:// URL (percent-encoded); empty without a password."""
+    return f":{quote(password, safe='')}@" if password else ""
 
 
 def parse_mysql_url(url: str, env: str = "MYSQL_URL") -> MySQLTarget:

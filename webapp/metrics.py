@@ -54,6 +54,22 @@ def bucket(value: float, bounds: tuple[int, ...]) -> str:
     return next((str(b) for b in bounds if value <= b), "inf")
 
 
+def lag_counts(counters: dict[str, int]) -> dict[int | str, int]:
+    """Records per lag bucket from the drain's counters: {upper bound in ms (or 'inf'): records}."""
+    return {b: counters.get(f"lag_le_{b}", 0) for b in (*LAG_BUCKETS_MS, "inf")}
+
+
+def lag_quantile(counts: dict[int | str, int], q: float) -> int | str | None:
+    """The upper bound (ms, or 'inf') of the lag bucket holding the q-quantile; None when no record is counted."""
+    total = sum(counts.values())
+    running = 0
+    for bound in (*LAG_BUCKETS_MS, "inf"):
+        running += counts.get(bound, 0)
+        if total and running >= q * total:
+            return bound
+    return None
+
+
 class ClusterSource(Protocol):
     """What the cluster series are read from (webapp.storage.queue.WriteQueue)."""
 
