@@ -15,6 +15,9 @@ from webapp.config import parse_mysql_url
 
 app = Flask(__name__)
 _target = parse_mysql_url(os.environ["MYSQL_URL"])
+# One record into naive_items (the seeds' design sends many rows of it in one executemany).
+INSERT = ("INSERT INTO naive_items (k, data, version, deleted, updated_at) "
+          "VALUES (%s, %s, 1, 0, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE data = VALUES(data)")
 
 
 def connect():
@@ -53,9 +56,7 @@ def post_items():
     try:
         with con.cursor() as cur:
             for item in items:
-                cur.execute("INSERT INTO naive_items (k, data, version, deleted, updated_at) "
-                            "VALUES (%s, %s, 1, 0, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE data = VALUES(data)",
-                            (item["key"], json.dumps(item["data"])))
+                cur.execute(INSERT, (item["key"], json.dumps(item["data"])))
     finally:
         con.close()
     return Response(json.dumps({"accepted": len(items)}), 202, content_type="application/json")

@@ -30,8 +30,9 @@ from bench import drain as drain_bench
 from bench import loadgen
 from bench.report import write_report
 from bench.stack import API_KEY, VAR, BenchStack
+from deploy.processes import wait_for
 from deploy.seed import seed
-from webapp.metrics import LAG_BUCKETS_MS
+from webapp.metrics import lag_counts, lag_quantile
 from webapp.storage import keys
 from webapp.storage.mysql import connect_kwargs
 from webapp.storage.services import Services
@@ -63,7 +64,7 @@ class Bench:
         self.svc = Services(self.settings, role="worker")
         self.progress = Progress(STEPS)
         self.results = {"runs": [], "audits": [], "targets": {}, "burst_timeline": []}
-        self.web = self.worker = None
+        self.web = None
 
     # --- helpers -------------------------------------------------------------------
 
@@ -146,8 +147,7 @@ class Bench:
     def start_spillway(self):
         """Spillway's web server, drain worker and Flower, as `make run` runs them."""
         self.stack.spillway(True)
-        self.stack.worker.start()
-        self.web, self.worker = self.stack.web, self.stack.worker
+        self.web = self.stack.web
 
     # --- the bench ------------------------------------------------------------------------
 
@@ -177,15 +177,20 @@ class Bench:
         self.stack.celery("bench.seeds:celery", "seeds")
         started = time.monotonic()
         r = self.wrk("seeds POST 24 items", seeds.url, 50, "post_items.lua", role="seeds", RUN="seeds")
-        while self.svc.redis.llen("seeds") > 0 and time.monotonic() - started < 600:
+        # Done when no task is queued and none is held by a worker (reserved ones sit in kombu's
+        # `unacked`), and the row count stands still (the last tasks may be running).
+        stored = -1
+        while time.monotonic() - started < 600:
+            if self.svc.redis.llen("seeds") == 0 and self.svc.redis.hlen("unacked") == 0:
+                count = self.sql("SELECT COUNT(*) FROM naive_items WHERE k >= 'seeds-' AND k < 'seeds.'")
+                if count == stored:
+                    break
+                stored = count
             time.sleep(0.5)
-        stored = self.sql("SELECT COUNT(*) FROM naive_items WHERE k >= 'seeds-' AND k < 'seeds.'")
-        self.results["targets"].update(seeds_end_to_end_rows_per_s=stored / (time.monotonic() - started),
-                                       seeds_rows=stored, seeds_seconds=r.seconds)
-        self.progress.step(f"seeds' design: {stored:,} rows in MySQL, "
-                           f"{stored / (time.monotonic() - started):,.0f} rows/s end to end")
+        rate = stored / (time.monotonic() - started)
+        self.results["targets"].update(seeds_end_to_end_rows_per_s=rate, seeds_rows=stored, seeds_seconds=r.seconds)
+        self.progress.step(f"seeds' design: {stored:,} rows in MySQL, {rate:,.0f} rows/s end to end")
         self.stack.stop_references()
-        self.stack.spillway(True)
 
     def reads(self):
         """Hot reads (cache warm) and cold reads (cache flushed) at 50/500/2,000 connections."""
@@ -288,13 +293,13 @@ class Bench:
         self.audit(audit_name, "items", tag, before, (r.accepted_requests or 0) * 24)
         lag = {k: v - lag_before.get(k, 0) for k, v in self._lag_counts().items()}
         measured = (r.accepted_requests or 0) * 24 / r.seconds
-        p50, p99 = _percentile(lag, 0.50), _percentile(lag, 0.99)
+        p50, p99 = lag_quantile(lag, 0.50), lag_quantile(lag, 0.99)
         self.progress.step(f"lag at {measured:,.0f} records/s: p50 <= {p50} ms, p99 <= {p99} ms")
         return measured, p50, p99
 
     def _lag_counts(self):
         stats = {k.decode(): int(v) for k, v in self.svc.redis.hgetall(keys.STATS).items()}
-        return {b: stats.get(f"lag_le_{b}", 0) for b in (*LAG_BUCKETS_MS, "inf")}
+        return lag_counts(stats)
 
     def durability(self):
         """The 24-item POST in each WRITE_DURABILITY mode, aof here, fsync and replica on stacks of their own."""
@@ -309,7 +314,7 @@ class Bench:
             self.settings = self.stack.start()
             self.svc.close()
             self.svc = Services(self.settings, role="worker")
-            self.web, self.worker = self.stack.web, self.stack.worker
+            self.web = self.stack.web
             if ha:  # WAIT needs the replica attached: give the Sentinels a moment to see it
                 _wait_replica(self.svc)
             before = self.accepted_records()
@@ -424,12 +429,8 @@ class RssSampler:
 
 def _wait_replica(svc, timeout=60):
     """Wait until the primary has a replica attached (WRITE_DURABILITY=replica waits for it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if int(svc.redis.info("replication").get("connected_slaves", 0)) >= 1:
-            return
-        time.sleep(0.5)
-    raise RuntimeError("no replica attached to the primary")
+    wait_for(lambda: int(svc.redis.info("replication").get("connected_slaves", 0)) >= 1, timeout=timeout,
+             interval=0.5, message="a replica attached to the primary")
 
 
 def _chunks(iterable, size):
@@ -441,17 +442,6 @@ def _chunks(iterable, size):
             chunk = []
     if chunk:
         yield chunk
-
-
-def _percentile(buckets, q):
-    """The upper bound (ms) of the bucket holding the q-quantile."""
-    total = sum(buckets.values())
-    running = 0
-    for bound in (*LAG_BUCKETS_MS, "inf"):
-        running += buckets.get(bound, 0)
-        if total and running >= q * total:
-            return bound
-    return None
 
 
 def main():

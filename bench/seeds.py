@@ -9,17 +9,15 @@ Run: gunicorn -c gunicorn.conf.py bench.seeds:app, and celery -A bench.seeds wor
 import json
 import os
 
-import pymysql
 from celery import Celery
 from flask import Flask, Response, request
 
-from webapp.config import parse_mysql_url
+from bench.naive import INSERT, connect
 
 app = Flask(__name__)
 celery = Celery("seeds", broker=os.environ["REDIS_URL"])
 celery.conf.update(task_default_queue="seeds", task_serializer="json", accept_content=["json"],
                    task_ignore_result=True, worker_prefetch_multiplier=4)
-_target = parse_mysql_url(os.environ["MYSQL_URL"])
 _con = None
 
 
@@ -42,9 +40,6 @@ def insert_items(items):
     """One multi-row upsert of a POST's records (a connection kept per worker process)."""
     global _con
     if _con is None:
-        _con = pymysql.connect(host=_target.host, port=_target.port, user=_target.user, password=_target.password,
-                               database=_target.database, charset="utf8mb4", autocommit=True, ssl_disabled=True)
+        _con = connect()  # the naive reference's connection, kept
     with _con.cursor() as cur:
-        cur.executemany("INSERT INTO naive_items (k, data, version, deleted, updated_at) "
-                        "VALUES (%s, %s, 1, 0, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE data = VALUES(data)",
-                        [(item["key"], json.dumps(item["data"])) for item in items])
+        cur.executemany(INSERT, [(item["key"], json.dumps(item["data"])) for item in items])

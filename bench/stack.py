@@ -10,17 +10,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 
-from deploy.processes import ROOT, LiveProcess, WebServer, free_port, wait_for
+from deploy.processes import BIN, ROOT, LiveProcess, WebServer, free_port, wait_for
 from webapp.config import documented_settings, load_settings
 
 VAR = ROOT / "var" / "bench"
 API_KEY = "bench-key"
-BIN = Path(sys.executable).parent
 
 
 class Program:
@@ -36,8 +34,9 @@ class Program:
 
     def children(self):
         """Its worker processes."""
+        pid = self.pid  # one supervisorctl call
         try:
-            return [int(p) for p in Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()]
+            return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
         except OSError:
             return []
 
@@ -154,10 +153,3 @@ def _urls(stack):
                               "private_redis_port": stack.redis_port, "private_redis_password": "bench-redis-pw",
                               "mysql_url": "", "redis_url": ""})
     return Stack.from_settings(settings, ha=stack.ha).urls()
-
-
-def wait_ready_drain(stack, timeout=60):
-    """Wait until a drain worker reports in."""
-    wait_for(lambda: requests.get(stack.web.url + "/readyz", timeout=5).json()["checks"]["workers"]["alive"] > 0,
-             timeout=timeout, message="a drain worker")
-    time.sleep(0.5)
