@@ -8,14 +8,13 @@ processes, so rollbacks would not help.
 import os
 import shutil
 import subprocess
-import time
 
 import pymysql
 import pytest
 import redis as redis_lib
 
 from deploy.bootstrap import Stack
-from deploy.processes import CeleryWorker, Flower, WebServer, free_port
+from deploy.processes import CeleryWorker, Flower, WebServer, free_port, wait_for
 from tests.e2e.helpers import API_KEY, MYSQL_PORT, OTHER_KEY, REDIS_PORT, VAR
 from webapp.config import documented_settings, load_settings
 from webapp.storage.mysql import connect_kwargs
@@ -183,17 +182,11 @@ def runner(app):
 
 
 @pytest.fixture()
-def auth():
-    """Headers of an authorised JSON write."""
-    return {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
-
-
-@pytest.fixture()
 def scratch_redis():
     """Factory: a second redis-server with the given settings (an unsafe or failing server); stopped after."""
     started = []
 
-    def start(*args, password=None):
+    def start(*args):
         port = free_port()
         data = VAR / f"scratch-redis-{port}"
         data.mkdir(parents=True)
@@ -202,12 +195,7 @@ def scratch_redis():
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         started.append((proc, data))
         client = redis_lib.Redis(port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis_lib.RedisError:
-                time.sleep(0.05)
+        wait_for(lambda: _answers_ping(client), timeout=10, interval=0.05, message=f"redis-server on {port}")
         client.close()
         return f"redis://127.0.0.1:{port}/0", data
 
@@ -220,3 +208,10 @@ def scratch_redis():
             proc.kill()
             proc.wait(5)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def _answers_ping(client):
+    try:
+        return client.ping()
+    except redis_lib.RedisError:
+        return False

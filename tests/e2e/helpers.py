@@ -1,6 +1,7 @@
 """Constants and small helpers shared by the end-to-end tests."""
 import json
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
@@ -114,3 +115,14 @@ def wait_for_status(url, status, timeout=10):
         return response if response.status_code == status else None
 
     return wait_for(attempt, timeout=timeout, message=f"{url} to answer {status}")
+
+
+def metric(page, name, **labels):
+    """The value of one series in a Prometheus text page (0 if absent); label order does not matter."""
+    for line in page.splitlines():
+        series = re.fullmatch(r"([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)", line)
+        if series and series.group(1) == name:
+            found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', series.group(2) or ""))
+            if found == labels:
+                return float(series.group(3))
+    return 0.0

@@ -4,13 +4,12 @@ Before, only a fixed list of errors was retried and everything else was blamed
 on the record: a KILL QUERY or max_statement_time sent valid records to
 dead_letters and their receipts said `dead`.
 """
-import re
 import time
 
 import pytest
 
 from deploy.processes import wait_for
-from tests.e2e.helpers import FAST, get, mysql_items, post_items, scalar, wait_receipt
+from tests.e2e.helpers import FAST, get, metric, mysql_items, post_items, scalar, wait_receipt
 
 
 @pytest.fixture()
@@ -35,11 +34,6 @@ def drain_insert(db):
         cur.execute("SELECT id FROM information_schema.PROCESSLIST WHERE STATE = 'User sleep'")
         row = cur.fetchone()
     return row[0] if row else None
-
-
-def metric(page, name):
-    match = re.search(rf"^{name} (\S+)$", page, re.M)
-    return float(match.group(1)) if match else 0.0
 
 
 def test_a_killed_query_is_retried_never_dead_lettered(web, db, rds, start_worker, slow_trigger):

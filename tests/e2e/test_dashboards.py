@@ -17,8 +17,7 @@ import pytest
 import yaml
 
 from deploy.processes import ROOT, wait_for
-from tests.e2e.helpers import FAST, get, item_url, post, post_items, put_row, wait_drained
-from tests.e2e.test_observability import metric
+from tests.e2e.helpers import FAST, get, item_url, metric, post, post_items, put_row, wait_drained
 
 DASHBOARD = ROOT / "deploy" / "grafana-dashboard.json"
 ALERTS = ROOT / "deploy" / "prometheus-alerts.yml"

@@ -160,7 +160,7 @@ class Writers:
 
     def __init__(self, base, key, threads=50):
         self.base, self.key = base, key
-        self.accepted, self.refused, self.last_ok = {}, 0, time.monotonic()
+        self.accepted, self.last_ok = {}, time.monotonic()
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self.write, args=(n,)) for n in range(threads)]
@@ -177,12 +177,10 @@ class Writers:
                                  headers={"Authorization": f"Bearer {self.key}"})
             except requests.RequestException:
                 r = None
-            with self.lock:
-                if r is not None and r.status_code == 202:
+            if r is not None and r.status_code == 202:
+                with self.lock:
                     self.accepted[r.json()["write_id"]] = items
                     self.last_ok = time.monotonic()
-                else:
-                    self.refused += 1
             i += 1
 
     def finish(self):

@@ -5,20 +5,7 @@ import re
 import requests
 
 from deploy.processes import wait_for
-from tests.e2e.helpers import API_KEY, get, item_url, parallel, put_row
-
-HEADERS = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
-
-
-def metric(page, name, **labels):
-    """The value of one series in a Prometheus text page (0 if absent); label order does not matter."""
-    for line in page.splitlines():
-        series = re.fullmatch(r"([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)", line)
-        if series and series.group(1) == name:
-            found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', series.group(2) or ""))
-            if found == labels:
-                return float(series.group(3))
-    return 0.0
+from tests.e2e.helpers import HEADERS, get, item_url, metric, parallel, put_row
 
 
 def test_request_id_is_echoed_or_made_on_both_paths(web, db):

@@ -8,10 +8,7 @@ import time
 import requests
 
 from deploy.processes import wait_for
-from tests.e2e.helpers import API_KEY, assert_error, get, item_url, put_row
-
-HEADERS = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
-DEPTH = "spillway:queue:depth"
+from tests.e2e.helpers import DEPTH, HEADERS, assert_error, get, item_url, put_row
 
 
 class Load:

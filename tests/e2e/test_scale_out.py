@@ -10,11 +10,9 @@ import requests
 from deploy.bootstrap import DATABASE, DB_USER, _secret_file
 from deploy.processes import wait_for
 from deploy.servers import MariaDB
-from tests.e2e.helpers import API_KEY, MYSQL_PORT, VAR, get, item_url, put_row
+from tests.e2e.helpers import HEADERS, MYSQL_PORT, VAR, get, item_url, put_row
 from webapp.storage.mysql import connect_kwargs
 from webapp.storage.startup import apply_schema
-
-HEADERS = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
 
 
 def test_two_web_servers_and_two_workers_lose_and_double_nothing(fresh, start_web, start_worker, db, rds):

@@ -1,12 +1,13 @@
 """`make status` (deploy/status.py) against the test stack: the queue, dead letters, the processes."""
 import re
 import subprocess
+from urllib.parse import urlsplit
 
 from deploy.processes import ROOT
 from tests.e2e.helpers import post_items
 
 
-def test_make_status_prints_the_queue_depth_and_the_dead_letters(web, db, base_env):
+def test_make_status_prints_the_queue_depth_and_the_dead_letters(web, db, base_env, stack):
     assert post_items(web, [(f"s{i}", {"i": i}) for i in range(24)]).status_code == 202  # no worker: it stays queued
     with db.cursor() as cur:
         cur.execute("INSERT INTO dead_letters (version, write_id, kind, record, reason, failed_at) "
@@ -20,4 +21,6 @@ def test_make_status_prints_the_queue_depth_and_the_dead_letters(web, db, base_e
     assert re.search(r"^  retrying +no$", text, re.M), text
     assert "accept to persist: no record persisted yet" in text
     assert "make run is not running" in text
-    assert ":***@" in text or "redis://127.0.0.1" in text  # URLs shown with their passwords masked
+    # URLs shown with their passwords masked
+    assert re.search(r"^  Redis +redis://:\*\*\*@", text, re.M) and re.search(r"^  MySQL +mysql://\w+:\*\*\*@", text, re.M)
+    assert stack.redis.password not in text and urlsplit(stack.mysql_url).password not in text

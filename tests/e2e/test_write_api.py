@@ -8,9 +8,7 @@ import socket
 import pytest
 import requests
 
-from tests.e2e.helpers import API_KEY, OTHER_KEY, assert_error, get, item_url
-
-STREAM, DEPTH = "spillway:queue", "spillway:queue:depth"
+from tests.e2e.helpers import API_KEY, DEPTH, OTHER_KEY, STREAM, assert_error, get, item_url
 
 
 def post(web, path, body, headers=None, raw=None):

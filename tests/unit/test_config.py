@@ -61,3 +61,9 @@ def test_api_keys_carry_scopes_and_a_key_without_scopes_writes_and_reads():
         (b"k3", frozenset({"write", "read", "admin"}))]
     with pytest.raises(ConfigError, match="unknown scope 'root'"):
         parse_api_keys("k1:root")
+
+
+def test_a_malformed_url_is_refused_without_showing_its_password():
+    with pytest.raises(ConfigError) as err:
+        parse_mysql_url("mysql://app:s3cret-pw@db.example:3306")  # no database: malformed
+    assert "s3cret-pw" not in str(err.value) and "***" in str(err.value)
