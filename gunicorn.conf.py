@@ -96,13 +96,6 @@ def on_starting(server):
         sys.exit(3)
 
 
-def worker_exit(server, worker):
-    """A worker is exiting: write out the request log lines it still holds."""
-    from webapp.logs import request_lines
-
-    request_lines.flush()
-
-
 def child_exit(server, worker):
     """A worker exited (reload, recycling, crash): keep its counts, drop its live gauges."""
     from prometheus_client import multiprocess
