@@ -27,8 +27,8 @@ run: sysdeps venv
 run-ha: sysdeps venv
 	$(PY) -m deploy.run --ha
 
+test: SYSDEPS = test
 test: sysdeps venv check
-	@deploy/sysdeps.sh test
 	promtool check rules deploy/prometheus-alerts.yml
 	promtool test rules deploy/prometheus-alerts.test.yml
 	$(PY) -m pytest tests $(PYTEST_ARGS)
@@ -47,13 +47,14 @@ seed: sysdeps venv
 warm: sysdeps venv
 	$(PY) -m deploy.seed --warm
 
-bench: venv
-	@deploy/sysdeps.sh wrk
+bench: SYSDEPS = wrk
+bench: sysdeps venv
 	@$(PY) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
 	$(PY) -m bench.run
 
+# the Debian packages every target needs, plus those of $(SYSDEPS) (set per target above)
 sysdeps:
-	@deploy/sysdeps.sh
+	@deploy/sysdeps.sh $(SYSDEPS)
 
 venv: $(STAMP)
 
