@@ -15,9 +15,10 @@ import redis as redis_lib
 
 from deploy.bootstrap import Stack
 from deploy.processes import CeleryWorker, Flower, WebServer, free_port, wait_for
-from tests.e2e.helpers import API_KEY, MYSQL_PORT, OTHER_KEY, REDIS_PORT, VAR
+from tests.e2e.helpers import API_KEY, FLOWER_PASSWORD, FLOWER_USER, MYSQL_PORT, OTHER_KEY, REDIS_PORT, VAR
 from webapp.config import documented_settings, load_settings
 from webapp.storage.mysql import connect_kwargs
+from webapp.storage.services import Services
 
 TABLES = ("items", "events", "dead_letters")
 # Settings from the developer's shell must not leak into live test processes.
@@ -45,7 +46,7 @@ def base_env(stack):
         MYSQL_URL=stack.mysql_url,
         REDIS_URL=stack.redis_url,
         API_KEYS=f"{API_KEY}:write+read+admin,{OTHER_KEY}",  # the second: no scopes (writes and reads)
-        FLOWER_BASIC_AUTH="admin:test-flower-password",
+        FLOWER_BASIC_AUTH=f"{FLOWER_USER}:{FLOWER_PASSWORD}",
         VAR_DIR=str(VAR),
         LOG_LEVEL="info",
         WEB_WORKERS="2",
@@ -211,7 +212,40 @@ def scratch_redis():
 
 
 def _answers_ping(client):
+    """True once the server answers, an error reply included (a replica without its primary: MASTERDOWN)."""
     try:
-        return client.ping()
-    except redis_lib.RedisError:
+        client.ping()
+    except redis_lib.ResponseError:
+        return True
+    except redis_lib.RedisError:  # not listening yet, or still loading
         return False
+    return True
+
+
+@pytest.fixture()
+def mysql_trigger(db):
+    """Factory: mysql_trigger(name, "BEFORE INSERT ON items ...") makes a real trigger and returns a function
+    that drops it (to remove the cause mid-test); every trigger made is dropped after the test."""
+    made = []
+
+    def drop(name):
+        with db.cursor() as cur:
+            cur.execute(f"DROP TRIGGER IF EXISTS {name}")
+
+    def create(name, definition):
+        with db.cursor() as cur:
+            cur.execute(f"CREATE TRIGGER {name} {definition}")
+        made.append(name)
+        return lambda: drop(name)
+
+    yield create
+    for name in made:
+        drop(name)
+
+
+@pytest.fixture()
+def svc(settings, fresh):
+    """In-process storage on the test servers, as a drain worker has it."""
+    services = Services(settings, role="worker")
+    yield services
+    services.close()

@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ API_KEY = "test-key-1"
 OTHER_KEY = "test-key-2"
 STREAM, DEPTH = "spillway:queue", "spillway:queue:depth"
 HEADERS = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+FLOWER_USER, FLOWER_PASSWORD = "admin", "test-flower-password"
 FAST = {"WRITE_CLAIM_IDLE": 3, "DRAIN_TASK_SECONDS": 2}  # quick reclaim and handover in tests
 
 
@@ -126,3 +128,22 @@ def metric(page, name, **labels):
             if found == labels:
                 return float(series.group(3))
     return 0.0
+
+
+def flower_get(url, **params):
+    """Flower's JSON at url, with the tests' basic auth; None while Flower does not answer 200."""
+    try:
+        r = requests.get(url, params=params or None, auth=(FLOWER_USER, FLOWER_PASSWORD), timeout=10)
+    except requests.RequestException:
+        return None
+    return r.json() if r.status_code == 200 else None
+
+
+def raw_request(port, data):
+    """Send raw bytes; return everything the server answered before closing."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    return reply

@@ -13,19 +13,11 @@ from tests.e2e.helpers import FAST, get, metric, mysql_items, post_items, scalar
 
 
 @pytest.fixture()
-def slow_trigger(db, stack):
-    """A trigger that makes inserting the item 'slow' take 5 s (a real slow statement, no mock)."""
-    with db.cursor() as cur:
-        cur.execute("CREATE TRIGGER slow_insert BEFORE INSERT ON items FOR EACH ROW BEGIN "
-                    "IF NEW.k = 'slow' THEN DO SLEEP(5); END IF; END")
-    yield lambda: drop_trigger(db)
-    drop_trigger(db)
+def slow_trigger(mysql_trigger, stack):
+    """A trigger that makes inserting the item 'slow' take 5 s (a real slow statement, no mock); yields its drop."""
+    yield mysql_trigger("slow_insert", "BEFORE INSERT ON items FOR EACH ROW BEGIN "
+                                       "IF NEW.k = 'slow' THEN DO SLEEP(5); END IF; END")
     stack.mariadb.sql("SET GLOBAL max_statement_time = 0")
-
-
-def drop_trigger(db):
-    with db.cursor() as cur:
-        cur.execute("DROP TRIGGER IF EXISTS slow_insert")
 
 
 def drain_insert(db):

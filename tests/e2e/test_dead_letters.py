@@ -5,25 +5,28 @@ import pytest
 import requests
 
 from deploy.processes import wait_for
-from tests.e2e.helpers import API_KEY, FAST, OTHER_KEY, get, item_url, mysql_items, post_items, scalar, wait_drained
+from tests.e2e.helpers import (
+    API_KEY,
+    FAST,
+    OTHER_KEY,
+    flower_get,
+    get,
+    item_url,
+    mysql_items,
+    post_items,
+    scalar,
+    wait_drained,
+)
 
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @pytest.fixture()
-def bad_data_trigger(db):
-    """MySQL rejects any item whose data says "bad" (a trigger's SIGNAL: a real rejection, no mock)."""
-    with db.cursor() as cur:
-        cur.execute("CREATE TRIGGER reject_bad BEFORE INSERT ON items FOR EACH ROW BEGIN "
-                    "IF NEW.data LIKE '%\"bad\"%' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'bad data'; "
-                    "END IF; END")
-    yield lambda: remove_trigger(db)
-    remove_trigger(db)
-
-
-def remove_trigger(db):
-    with db.cursor() as cur:
-        cur.execute("DROP TRIGGER IF EXISTS reject_bad")
+def bad_data_trigger(mysql_trigger):
+    """MySQL rejects any item whose data says "bad" (a trigger's SIGNAL: a real rejection, no mock); yields its drop."""
+    return mysql_trigger("reject_bad", "BEFORE INSERT ON items FOR EACH ROW BEGIN "
+                                       "IF NEW.data LIKE '%\"bad\"%' THEN SIGNAL SQLSTATE '45000' "
+                                       "SET MESSAGE_TEXT = 'bad data'; END IF; END")
 
 
 def receipt(web, write_id):
@@ -69,8 +72,7 @@ def test_a_rejected_record_is_listed_redriven_after_the_fix_and_a_newer_write_st
     assert get(item_url(web.url, "other")).json()["data"] == {"v": "bad"}
     assert scalar(db, "SELECT COUNT(*) FROM dead_letters") == 0
     # Flower shows the redrive as a task; /metrics counts it.
-    tasks = requests.get(flower.url + "/api/tasks", params={"taskname": "spillway.redrive"},
-                         auth=("admin", "test-flower-password"), timeout=10).json()
+    tasks = flower_get(flower.url + "/api/tasks", taskname="spillway.redrive")
     assert tasks and worker.alive()
     page = get(web.url + "/metrics").text
     assert 'spillway_dead_letters_redriven_total{kind="items"} 2.0' in page

@@ -17,7 +17,7 @@ import requests
 
 from deploy.processes import free_port, wait_for
 from deploy.servers import Redis, RedisReplica, Sentinel
-from tests.e2e.helpers import API_KEY, DEPTH, FAST, VAR, get, mysql_items
+from tests.e2e.helpers import API_KEY, DEPTH, FAST, VAR, flower_get, get, mysql_items
 
 PASSWORD = "failover-test-pw"
 
@@ -137,12 +137,10 @@ def run_failover(ha, start_web, start_worker, start_flower, db, durability):
     expected = {item["key"]: item["data"] for items in writers.accepted.values() for item in items}
     lost = [k for k in expected if stored.get(k) != expected[k]]
     assert set(stored) <= set(expected)  # nothing that was not accepted, nothing twice (one row per key)
-    auth = ("admin", "test-flower-password")
     since = time.time() - (time.monotonic() - killed)
 
     def drain_tasks_after_the_failover():
-        tasks = requests.get(flower.url + "/api/tasks", params={"taskname": "spillway.drain"}, auth=auth,
-                             timeout=10).json()
+        tasks = flower_get(flower.url + "/api/tasks", taskname="spillway.drain") or {}
         return any((t.get("received") or 0) > since + 5 for t in tasks.values())
 
     wait_for(drain_tasks_after_the_failover, timeout=60, interval=1, message="Flower to list drain tasks again")

@@ -8,7 +8,7 @@ import time
 import requests
 
 from deploy.processes import wait_for
-from tests.e2e.helpers import DEPTH, HEADERS, assert_error, get, item_url, put_row
+from tests.e2e.helpers import DEPTH, HEADERS, assert_error, get, item_url, put_row, raw_request
 
 
 class Load:
@@ -91,16 +91,6 @@ def test_writes_past_the_rate_limit_get_429_with_retry_after_and_queue_nothing(f
     assert requests.post(web.url + "/api/v1/items", headers=HEADERS, data=body, timeout=10).status_code == 202
     # Reads are never rate limited.
     assert all(get(item_url(web.url, "k")).status_code == 200 for _ in range(20))
-
-
-def raw_request(port, data):
-    """Send raw bytes; return everything the server answered before closing."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(data)
-        reply = b""
-        while chunk := s.recv(65536):
-            reply += chunk
-    return reply
 
 
 def test_requests_gunicorn_refuses_still_get_json_errors(shared_web):

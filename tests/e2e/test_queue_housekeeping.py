@@ -12,11 +12,10 @@ from webapp.storage.services import Services
 
 
 @pytest.fixture()
-def svc(settings, fresh):
-    services = Services(settings, role="worker")
-    services.stream.ensure_group()
-    yield services
-    services.close()
+def svc(svc):
+    """conftest's svc, with the drain's consumer group made."""
+    svc.stream.ensure_group()
+    return svc
 
 
 def test_consumers_of_dead_workers_are_forgotten_but_never_one_that_holds_entries(svc, rds):

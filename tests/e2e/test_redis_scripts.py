@@ -1,24 +1,14 @@
 """The Lua scripts against the real test Redis: cache fill, accept and ack semantics."""
-import pytest
 
 from webapp.storage.keys import DEPTH, STREAM, CacheEntry
 from webapp.storage.keys import item as item_key
 from webapp.storage.keys import receipt as receipt_key
 from webapp.storage.records import Item
-from webapp.storage.services import Services
 
 
 def cached(rds, key):
     """The cache entry of an item, read as the app reads it."""
     return CacheEntry.parse(rds.get(item_key(key)))
-
-
-@pytest.fixture()
-def svc(settings, fresh):
-    """In-process services on the test servers."""
-    services = Services(settings, role="worker")
-    yield services
-    services.close()
 
 
 def test_a_load_from_mysql_never_replaces_a_pending_write(svc, rds):

@@ -15,6 +15,7 @@ from tests.e2e.helpers import (
     HEADERS,
     STREAM,
     assert_error,
+    flower_get,
     get,
     item_url,
     mysql_items,
@@ -249,15 +250,10 @@ def test_past_the_high_water_mark_in_bytes_writes_get_503_backpressure_and_queue
 # --- guarantee 9: poison records ------------------------------------------------------------------
 
 @pytest.fixture()
-def poison_trigger(db):
+def poison_trigger(mysql_trigger):
     """A trigger that makes MySQL reject the item 'poison' (a real rejection, no mock)."""
-    with db.cursor() as cur:
-        cur.execute("CREATE TRIGGER reject_poison BEFORE INSERT ON items FOR EACH ROW BEGIN "
-                    "IF NEW.k = 'poison' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'poison rejected'; "
-                    "END IF; END")
-    yield
-    with db.cursor() as cur:
-        cur.execute("DROP TRIGGER IF EXISTS reject_poison")
+    mysql_trigger("reject_poison", "BEFORE INSERT ON items FOR EACH ROW BEGIN IF NEW.k = 'poison' THEN "
+                                   "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'poison rejected'; END IF; END")
 
 
 def test_a_record_mysql_rejects_is_dead_lettered_and_the_rest_is_written(web, db, rds, start_worker, poison_trigger):
@@ -303,27 +299,18 @@ def test_sigterm_commits_the_batch_in_hand_then_exits_without_waiting_out_the_ta
 
 def test_flower_lists_drain_tasks_with_the_rows_they_wrote(web, rds, start_worker, start_flower):
     flower = start_flower()
-    auth = ("admin", "test-flower-password")
-    wait_for(lambda: _flower(flower.url + "/api/workers", auth) is not None, message="Flower to answer")
+    wait_for(lambda: flower_get(flower.url + "/api/workers") is not None, message="Flower to answer")
     start_worker(DRAIN_TASK_SECONDS=1)
     post_items(web, [(f"f{i}", {}) for i in range(24)])
 
     def drained_rows():
-        tasks = _flower(flower.url + "/api/tasks?taskname=spillway.drain", auth) or {}
+        tasks = flower_get(flower.url + "/api/tasks", taskname="spillway.drain") or {}
         # Flower shows each task's result as its repr: {'slot': 0, 'rows': 24, ...}
         return sum(ast.literal_eval(t["result"]).get("rows", 0) for t in tasks.values()
                    if t.get("state") == "SUCCESS" and t.get("result"))
 
     wait_for(lambda: drained_rows() >= 24, timeout=30, message="Flower to show the drain's rows")
     assert requests.get(flower.url + "/api/tasks", timeout=10).status_code == 401
-
-
-def _flower(url, auth):
-    try:
-        r = requests.get(url, auth=auth, timeout=5)
-    except requests.RequestException:
-        return None
-    return r.json() if r.status_code == 200 else None
 
 
 def test_an_unreadable_queue_entry_is_set_aside_and_never_blocks_the_queue(web, db, rds, start_worker):
