@@ -35,6 +35,10 @@ def _ratio(value, reference):
     return f"{value / reference:.2f}x" if reference else ""
 
 
+HOT_GET_GOAL = 0.55  # x the ceiling's GET at 500 connections
+DURABILITY_GOALS = {"fsync": 0.7, "replica": 0.8}  # x the aof mode's POST
+
+
 def targets(results):
     """[(target, measured, met)] for the targets."""
     runs, t = results["runs"], results["targets"]
@@ -43,9 +47,9 @@ def targets(results):
     burst, ceil_post = _find(runs, "crawler burst POST 24 items"), _find(runs, "ceiling POST 24 items")
     naive_post, seeds_post = _find(runs, "naive POST 24 items"), _find(runs, "seeds POST 24 items")
     out = [
-        ("Hot reads at 500 connections >= 0.55x the ceiling",
+        (f"Hot reads at 500 connections >= {HOT_GET_GOAL}x the ceiling",
          f"{hot500['rps'] / ceil500['rps']:.2f}x ({hot500['rps']:,.0f} vs {ceil500['rps']:,.0f} req/s)",
-         hot500["rps"] >= 0.55 * ceil500["rps"]),
+         hot500["rps"] >= HOT_GET_GOAL * ceil500["rps"]),
         ("2,000 connections: zero non-2xx, timeouts below 0.1%",
          f"{hot2k['non2xx']} non-2xx, {hot2k['timeouts']} timeouts ({100 * hot2k['timeouts'] / max(1, hot2k['requests']):.3f}%), "
          f"{hot2k['socket_errors']} other socket errors",
@@ -67,7 +71,7 @@ def targets(results):
          t["max_worker_rss_mb"] <= 200),
     ]
     aof = _find(runs, "durability aof: POST 24 items")
-    for mode, goal in (("fsync", 0.7), ("replica", 0.8)):
+    for mode, goal in DURABILITY_GOALS.items():
         run = _find(runs, f"durability {mode}: POST 24 items")
         if aof and run:
             out.append((f"24-item POST with WRITE_DURABILITY={mode} >= {goal}x aof (group commit)",
@@ -179,14 +183,14 @@ def _other_bounds(results):
     """What bounds the cached GET and the replica mode, when they miss their targets."""
     runs, out = results["runs"], []
     hot500, ceil500 = _find(runs, "hot GET", 500), _find(runs, "ceiling GET", 500)
-    if hot500 and ceil500 and hot500["rps"] < 0.55 * ceil500["rps"]:
+    if hot500 and ceil500 and hot500["rps"] < HOT_GET_GOAL * ceil500["rps"]:
         out.append(f"What bounds cached reads at 500 connections: the web's CPU ({bound(hot500.get('cpu'))} cores), "
                    "where the ceiling answers a constant. Inside a worker (`python -m bench.profile hot 500`, measured "
                    "once: see docs/benchmarks.md): gunicorn's request parsing about a quarter, Spillway's layers "
                    "about a quarter (half of it the Redis lookup), socket sends an eighth, the rest gunicorn's "
                    "and gevent's plumbing.")
     aof, replica = _find(runs, "durability aof: POST 24 items"), _find(runs, "durability replica: POST 24 items")
-    if aof and replica and replica["rps"] < 0.8 * aof["rps"]:
+    if aof and replica and replica["rps"] < DURABILITY_GOALS["replica"] * aof["rps"]:
         other = (replica.get("cpu") or {}).get("other", 0)
         out.append(f"What bounds `WRITE_DURABILITY=replica`: the replica Redis and three Sentinels share these "
                    f"CPUs with the stack (\"other\", {other:.2f} cores during the run); on hosts of their own, "
@@ -196,9 +200,9 @@ def _other_bounds(results):
 
 def _post_bound(results):
     """Where the CPUs went during the crawler burst: what bounds the POST path on this machine."""
-    cores = results["targets"].get("burst_cpu_cores")
     burst = _find(results["runs"], "crawler burst POST 24 items")
-    if not cores or not burst:
+    cores = burst.get("cpu") if burst else None
+    if not cores:
         return ""
     spent = ", ".join(f"{name} {value:.2f}" for name, value in cores.items())
     per_post = 1000 * cores["web"] / max(1, burst["rps"])

@@ -219,7 +219,6 @@ class Bench:
         sampler.start()  # one clock from the burst's start until the queue is empty
         r = self.wrk("crawler burst POST 24 items", self.web.url, 50, "post_items.lua", seconds=2 * SECONDS,
                      RUN="crawl")
-        self.results["targets"]["burst_cpu_cores"] = self.results["runs"][-1]["cpu"]
         took = self.drained()
         stop.set()
         sampler.join()
