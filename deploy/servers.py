@@ -314,8 +314,7 @@ class Redis(PrivateServer):
         if self.keep_config and self.conf.exists():
             return
         lines = [
-            f"port {self.port}", "bind 127.0.0.1", f"dir {self.datadir}", f"pidfile {self.pidfile}",
-            f"logfile {self.log_dir / (self.name + '.log')}", "daemonize no", "repl-diskless-sync-delay 0",
+            *_redis_conf_head(self), "repl-diskless-sync-delay 0",
             # Durable queue: every acknowledged write is in the AOF; fsync once a
             # second (the window docs/guarantees.md states) unless configured otherwise.
             "appendonly yes", f"appendfsync {self.appendfsync}", 'save ""',
@@ -328,8 +327,7 @@ class Redis(PrivateServer):
             lines += [f"requirepass {_redis_quote(self.password)}", f"masterauth {_redis_quote(self.password)}"]
         if self.replica_of:
             lines.append(f"replicaof 127.0.0.1 {self.replica_of}")
-        self.conf.write_text("\n".join(lines) + "\n")
-        self.conf.chmod(0o600)
+        _write_private(self.conf, lines)
 
     def command(self):
         """redis-server with its own config file (the system's is not read)."""
@@ -337,16 +335,7 @@ class Redis(PrivateServer):
 
     def ping(self):
         """True on a literal PONG (a loading server answers LOADING)."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                if self.password:
-                    s.sendall(_resp("AUTH", self.password))
-                    if not s.recv(64).startswith(b"+OK"):
-                        return False
-                s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
+        return _redis_ping(self.port, self.password)
 
     def url(self, db=0):
         """The REDIS_URL of this server (with its password)."""
@@ -381,16 +370,14 @@ class Sentinel(PrivateServer):
         if self.conf.exists():
             return
         pw = _redis_quote(self.password)
-        lines = [f"port {self.port}", "bind 127.0.0.1", f"dir {self.datadir}", "daemonize no",
-                 f"pidfile {self.pidfile}", f"logfile {self.log_dir / (self.name + '.log')}",
+        lines = [*_redis_conf_head(self),
                  f"sentinel monitor {self.service} 127.0.0.1 {self.primary_port} 2",
                  f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}",
                  f"sentinel failover-timeout {self.service} 10000",
                  f"sentinel parallel-syncs {self.service} 1"]
         if self.password:
             lines += [f"requirepass {pw}", f"sentinel auth-pass {self.service} {pw}"]
-        self.conf.write_text("\n".join(lines) + "\n")
-        self.conf.chmod(0o600)
+        _write_private(self.conf, lines)
 
     def command(self):
         """redis-server in Sentinel mode, with its own (writable) config file."""
@@ -398,7 +385,33 @@ class Sentinel(PrivateServer):
 
     def ping(self):
         """True once it answers PONG."""
-        return Redis.ping(self)  # the same protocol and password
+        return _redis_ping(self.port, self.password)
+
+
+def _redis_conf_head(server):
+    """The first lines of a redis-server or Sentinel config: where it listens, and its files under var/."""
+    return [f"port {server.port}", "bind 127.0.0.1", f"dir {server.datadir}", f"pidfile {server.pidfile}",
+            f"logfile {server.log_dir / (server.name + '.log')}", "daemonize no"]
+
+
+def _write_private(path, lines):
+    """Write a config file readable by this user only (it holds a password)."""
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+
+
+def _redis_ping(port, password):
+    """True on a literal PONG from a redis-server or Sentinel on this host (after AUTH if it has a password)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            if password:
+                s.sendall(_resp("AUTH", password))
+                if not s.recv(64).startswith(b"+OK"):
+                    return False
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 def _redis_quote(text):
