@@ -302,10 +302,7 @@ class Bench:
 
     def durability(self):
         """The 24-item POST in each WRITE_DURABILITY mode, aof here, fsync and replica on stacks of their own."""
-        before = self.accepted_records()
-        self.wrk("durability aof: POST 24 items", self.web.url, 50, "post_items.lua", RUN="dur-aof")
-        self.drained()
-        self.audit("durability aof", "items", "dur-aof", before, 0)
+        self._durability_post("aof")
         self.stack.stop()
         for mode, ha in (("fsync", False), ("replica", True)):
             var = VAR.parent / f"bench-{mode}"
@@ -316,11 +313,15 @@ class Bench:
             self.web = self.stack.web
             if ha:  # WAIT needs the replica attached: give the Sentinels a moment to see it
                 _wait_replica(self.svc)
-            before = self.accepted_records()
-            self.wrk(f"durability {mode}: POST 24 items", self.web.url, 50, "post_items.lua", RUN=f"dur-{mode}")
-            self.drained()
-            self.audit(f"durability {mode}", "items", f"dur-{mode}", before, 0)
+            self._durability_post(mode)
             self.stack.stop()
+
+    def _durability_post(self, mode):
+        """The 24-item POST on the stack running in WRITE_DURABILITY=mode, drained and audited."""
+        before = self.accepted_records()
+        self.wrk(f"durability {mode}: POST 24 items", self.web.url, 50, "post_items.lua", RUN=f"dur-{mode}")
+        self.drained()
+        self.audit(f"durability {mode}", "items", f"dur-{mode}", before, 0)
 
     def run(self):
         """Everything, then the report."""
