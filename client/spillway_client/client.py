@@ -168,7 +168,7 @@ class Spillway:
 
     def write_status(self, receipt: "Receipt | Mapping[str, Any] | str") -> dict[str, Any]:
         """A write's status: {"write_id", "kind", "status": queued/persisted/dead, "accepted", ...}."""
-        return self._request("GET", f"/api/v1/writes/{quote(_write_id(receipt), safe='')}").json()
+        return self._request("GET", _write_path(_write_id(receipt))).json()
 
     def wait_persisted(self, receipts: Iterable["Receipt | Mapping[str, Any] | str"], timeout: float = 60,
                        ) -> list[dict[str, Any]]:
@@ -190,8 +190,7 @@ class Spillway:
                     if left <= 0:
                         raise DeadlineExceeded("no time left")
                     # A poll's retries get the call's deadline, or what is left of the wait if less.
-                    status = self._request("GET", f"/api/v1/writes/{quote(write_id, safe='')}",
-                                           deadline=min(self.deadline, left)).json()
+                    status = self._request("GET", _write_path(write_id), deadline=min(self.deadline, left)).json()
                 except DeadlineExceeded as err:
                     if left > self.deadline:  # the poll's own deadline, not the wait's: the server is away
                         raise
@@ -251,6 +250,10 @@ class Spillway:
 
 def _item_path(key: str) -> str:
     return f"/api/v1/items/{quote(key, safe='')}"
+
+
+def _write_path(write_id: str) -> str:
+    return f"/api/v1/writes/{quote(write_id, safe='')}"
 
 
 def _write_id(receipt: "Receipt | Mapping[str, Any] | str") -> str:
