@@ -3,14 +3,17 @@
 from webapp.config import load_settings, redis_userinfo
 
 _settings = load_settings().require("redis_url")
-_redis = _settings.redis
+_broker = _settings.broker
 
 # --- Broker ---------------------------------------------------------------------
-# Drain tasks travel through the same Redis as the write queue. The queued
-# writes themselves are NOT Celery messages: they sit in a Redis Stream and are
-# only acknowledged there after MySQL committed them (tasks/drain.py), so no
-# Celery setting below can lose a write.
-broker_url = _redis.url
+# Drain tasks travel through CELERY_BROKER_URL: a small Redis of its own (`make run`
+# starts one), not the write queue's. A Redis that the queue filled refuses kombu's
+# writes (the unacked set, the queue bindings), and a broker there could deliver no
+# drain task, just when one is needed to empty it (docs/architecture.md). Unset, it
+# is REDIS_URL's server, as before. The queued writes themselves are NOT Celery
+# messages: they sit in a Redis Stream and are only acknowledged there after MySQL
+# committed them (tasks/drain.py), so no Celery setting below can lose a write.
+broker_url = _broker.url
 broker_connection_retry_on_startup = True
 # A broker error on a channel (a failover, a "not now" reply) reconnects instead of
 # stopping the worker.
@@ -32,13 +35,13 @@ worker_prefetch_multiplier = 1
 # than a drain task; a redelivered task with a stale slot token exits at once.
 broker_transport_options: dict[str, object] = {"visibility_timeout": 300, "socket_timeout": 5,
                                                "socket_connect_timeout": 2, "health_check_interval": 5}
-if _redis.is_sentinel:
+if _broker.is_sentinel:
     # With Sentinel, kombu finds the primary through any of them and follows a failover. The
     # URL's password is the data nodes'; the Sentinels' own goes in sentinel_kwargs.
-    _auth = redis_userinfo(_redis.password)
-    broker_url = ";".join(f"sentinel://{_auth}{host}:{port}/{_redis.db}" for host, port in _redis.sentinels)
-    broker_transport_options.update(master_name=_redis.service, sentinel_kwargs={
-        "password": _redis.sentinel_password or None, "socket_timeout": 0.5, "socket_connect_timeout": 0.5})
+    _auth = redis_userinfo(_broker.password)
+    broker_url = ";".join(f"sentinel://{_auth}{host}:{port}/{_broker.db}" for host, port in _broker.sentinels)
+    broker_transport_options.update(master_name=_broker.service, sentinel_kwargs={
+        "password": _broker.sentinel_password or None, "socket_timeout": 0.5, "socket_connect_timeout": 0.5})
 # Publishing a drain task rides out a short election instead of failing after 0.6 s.
 task_publish_retry_policy = {"max_retries": 10, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2}
 

@@ -4,11 +4,12 @@ import secrets
 import stat
 from pathlib import Path
 
-from deploy.servers import MariaDB, Redis, RedisReplica, Sentinel
+from deploy.servers import BrokerRedis, MariaDB, Redis, RedisReplica, Sentinel
 from webapp.config import ROOT, load_settings, redis_userinfo
 from webapp.storage.startup import apply_schema
 
 DATABASE = "spillway"
+BROKER_MAXMEMORY = 64 * 1024**2  # a few task messages; far more than they ever take
 DB_USER = "spillway"
 
 
@@ -56,15 +57,20 @@ class Stack:
 
     def __init__(self, var_dir, mysql_url="", redis_url="", mysql_port=3307, redis_port=6380,
                  max_connections=200, appendfsync="everysec", redis_password="", redis_maxmemory=2 * 1024**3,
-                 ha=False):
+                 ha=False, broker_url="", broker_port=0):
         self.var_dir = Path(var_dir)
         self.mysql_url = mysql_url
         self.redis_url = redis_url
+        self.broker_url = broker_url
         self.mariadb = None if mysql_url else MariaDB(var_dir, mysql_port, max_connections)
         self.redis = None
         self.ha = []  # with ha=True: a replica of the private Redis and three Sentinels
+        password = redis_password or _secret_file(var_dir, "redis.password")
+        # Celery's messages get a Redis of their own, even beside an external REDIS_URL
+        # (docs/architecture.md: a full write queue must not stop the drain's tasks).
+        self.broker = None if broker_url else BrokerRedis(var_dir, broker_port or redis_port + 2,
+                                                          maxmemory=BROKER_MAXMEMORY, password=password)
         if not redis_url:
-            password = redis_password or _secret_file(var_dir, "redis.password")
             self.redis = Redis(var_dir, redis_port, maxmemory=redis_maxmemory, appendfsync=appendfsync,
                                password=password, keep_config=ha)
             if ha:
@@ -80,12 +86,12 @@ class Stack:
         return cls(settings.var_dir, settings.mysql_url, settings.redis_url, settings.private_mysql_port,
                    settings.private_redis_port, appendfsync=appendfsync,
                    redis_password=settings.private_redis_password, redis_maxmemory=settings.private_redis_maxmemory,
-                   ha=ha)
+                   ha=ha, broker_url=settings.celery_broker_url, broker_port=settings.private_broker_port)
 
     @property
     def private(self):
-        """The private servers of this stack (Redis first, then its replica and Sentinels if any)."""
-        return [s for s in (self.redis, *self.ha, self.mariadb) if s is not None]
+        """The private servers of this stack (Redis first, then its replica and Sentinels if any, the broker)."""
+        return [s for s in (self.redis, *self.ha, self.broker, self.mariadb) if s is not None]
 
     @property
     def sentinels(self):
@@ -109,7 +115,7 @@ class Stack:
         return "\n".join(server.program() for server in self.private)
 
     def urls(self):
-        """MYSQL_URL and REDIS_URL of this stack (known before its servers start)."""
+        """MYSQL_URL, REDIS_URL and CELERY_BROKER_URL of this stack (known before its servers start)."""
         if self.sentinels:
             hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
             self.redis_url = (f"redis+sentinel://{redis_userinfo(self.redis.password)}{hosts}/"
@@ -118,7 +124,9 @@ class Stack:
             self.redis_url = self.redis.url()
         if self.mariadb:
             self.mysql_url = self.mariadb.url(DATABASE, DB_USER, _secret_file(self.var_dir, "mariadb.password"))
-        return {"MYSQL_URL": self.mysql_url, "REDIS_URL": self.redis_url}
+        if self.broker:
+            self.broker_url = self.broker.url()
+        return {"MYSQL_URL": self.mysql_url, "REDIS_URL": self.redis_url, "CELERY_BROKER_URL": self.broker_url}
 
     def bootstrap(self):
         """Database, app user and schema, once the servers answer; return the URLs."""

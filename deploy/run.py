@@ -220,6 +220,7 @@ def _banner(settings, urls, stack):
         if stack.sentinels:
             ports = f":{stack.sentinels[0].port}-{stack.sentinels[-1].port}"
             redis += f", a replica on :{stack.ha[0].port} and Sentinels on {ports}"
+    broker = "private, var/redis-broker, Celery's task messages only" if stack.broker else "yours"
     return "\n".join([
         "",
         "Spillway is up.",
@@ -227,6 +228,7 @@ def _banner(settings, urls, stack):
         f"  Flower      http://127.0.0.1:{settings.flower_port}/   (user:password is FLOWER_BASIC_AUTH in {env_file})",
         f"  MySQL       {masked(urls['MYSQL_URL'])}   ({mysql})",
         f"  Redis       {masked(urls['REDIS_URL'])}   ({redis})",
+        f"  Broker      {masked(urls['CELERY_BROKER_URL'])}   ({broker})",
         f"  Durability  WRITE_DURABILITY={settings.write_durability}: "
         f"a 202 means {PROMISES[settings.write_durability]}",
         f"  Try:  KEY=$(grep ^API_KEYS {env_file} | cut -d= -f2 | cut -d, -f1 | cut -d: -f1)",
@@ -242,7 +244,7 @@ def _banner(settings, urls, stack):
 
 def _port_setting(server):
     """The setting that moves a private server's port."""
-    return "PRIVATE_MYSQL_PORT" if server == "mariadb" else "PRIVATE_REDIS_PORT"
+    return {"mariadb": "PRIVATE_MYSQL_PORT", "redis-broker": "PRIVATE_BROKER_PORT"}.get(server, "PRIVATE_REDIS_PORT")
 
 
 def _ready(url):

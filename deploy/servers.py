@@ -295,6 +295,9 @@ class Redis(PrivateServer):
 
     name = "redis"
     stop_timeout = 60
+    # Only keys with a TTL may be evicted, shortest TTL first: cache entries.
+    # The queue, pending writes, receipts and idempotency keys have none.
+    policy = "volatile-ttl"
 
     def __init__(self, var_dir, port, maxmemory=2 * 1024**3, appendfsync="everysec", password="",
                  replica_of=None, keep_config=False):
@@ -318,9 +321,7 @@ class Redis(PrivateServer):
             # Durable queue: every acknowledged write is in the AOF; fsync once a
             # second (the window docs/guarantees.md states) unless configured otherwise.
             "appendonly yes", f"appendfsync {self.appendfsync}", 'save ""',
-            # Only keys with a TTL may be evicted, shortest TTL first: cache entries.
-            # The queue, pending writes, receipts and idempotency keys have none.
-            f"maxmemory {self.maxmemory}", "maxmemory-policy volatile-ttl", "maxmemory-samples 10",
+            f"maxmemory {self.maxmemory}", f"maxmemory-policy {self.policy}", "maxmemory-samples 10",
             "maxclients 10000",
         ]
         if self.password:
@@ -340,6 +341,19 @@ class Redis(PrivateServer):
     def url(self, db=0):
         """The REDIS_URL of this server (with its password)."""
         return f"redis://{redis_userinfo(self.password)}127.0.0.1:{self.port}/{db}"
+
+
+class BrokerRedis(Redis):
+    """A private Redis for Celery's messages only (CELERY_BROKER_URL), apart from the write queue's.
+
+    A Redis the queue has filled refuses kombu's writes, so a broker there could
+    deliver no drain task just when one is needed. This one holds only a few task
+    messages (one per drain slot, redrives, retention); nothing may be evicted.
+    """
+
+    name = "redis-broker"
+    policy = "noeviction"
+    stop_timeout = 20
 
 
 class RedisReplica(Redis):

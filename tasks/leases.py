@@ -3,8 +3,9 @@
 At most DRAIN_CONCURRENCY drain tasks run at once across every worker host:
 each holds a slot lease (lua/slots.lua) that it renews between batches. A
 worker killed with SIGKILL stops renewing; its slot frees when the lease runs
-out. The script may write when Redis is full (allow-oom), so a full Redis never
-stops the drain that would empty it.
+out. The script may write when Redis is full (allow-oom), and none of its keys
+has a TTL that Redis could evict them by, so a full Redis never stops the drain
+that would empty it.
 """
 import os
 import socket
@@ -19,7 +20,7 @@ from webapp.storage.redis_client import load_script
 
 QUEUED_LEASE = 60.0  # a slot reserved for a task not yet started
 RUNNING_LEASE = 20.0  # renewed between batches while a task runs
-STOPPING_TTL = 300
+STOPPING_S = 300
 
 
 def worker_name(pid: int | None = None) -> str:
@@ -60,8 +61,8 @@ class Leases:
         self._call("beat", consumer, now_ms, now_ms - 3600_000)
 
     def mark_stopping(self, worker: str) -> None:
-        """Flag a Celery worker (worker_name()) as shutting down."""
-        self._call("stop", keys.stopping(worker), STOPPING_TTL)
+        """Flag a Celery worker (worker_name()) as shutting down, for STOPPING_S."""
+        self._call("stop", keys.STOPPING, worker, STOPPING_S * 1000)
 
     def trouble(self, error: str) -> None:
         """Report that a batch waits for MySQL to take it (counted; shown in /readyz and /metrics)."""
@@ -77,4 +78,4 @@ class Leases:
 
     def stopping(self, worker: str) -> bool:
         """True if that worker is shutting down."""
-        return bool(self.redis.exists(keys.stopping(worker)))
+        return bool(self._call("stopping", keys.STOPPING, worker))

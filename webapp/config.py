@@ -40,6 +40,7 @@ class Settings:
     redis_sentinels: str = setting("REDIS_SENTINELS", "", "`host:port,...` of Redis Sentinels: the primary is found through them and a failover followed (REDIS_URL then gives only the password and db)")
     redis_sentinel_service: str = setting("REDIS_SENTINEL_SERVICE", "spillway", "the primary's name in Sentinel (`sentinel monitor <name> ...`)")
     redis_sentinel_password: str = setting("REDIS_SENTINEL_PASSWORD", "", "password of the Sentinels themselves; empty: the same as Redis's")
+    celery_broker_url: str = setting("CELERY_BROKER_URL", "", "Redis for Celery's task messages (drain tasks, redrives, Flower's events), `redis://` or `redis+sentinel://` like REDIS_URL: a small Redis of its own, so a write queue that fills its Redis never stops the tasks that drain it; unset: `make run` starts a private one, elsewhere REDIS_URL is used (and a warning logged)")
     redis_timeout: float = setting("REDIS_TIMEOUT", 2.0, "seconds a request waits for Redis before answering 503")
     redis_pool_size: int = setting("REDIS_POOL_SIZE", 64, "Redis connections per web worker process")
     redis_unsafe_ok: bool = setting("REDIS_UNSAFE_OK", False, "`true`: start even if Redis could lose or evict queued writes (no AOF, an `allkeys-*` eviction policy); logged at every start")
@@ -101,6 +102,7 @@ class Settings:
     private_mysql_port: int = setting("PRIVATE_MYSQL_PORT", 3307, "port of the private MariaDB `make run` starts")
     private_redis_port: int = setting("PRIVATE_REDIS_PORT", 6380, "port of the private Redis `make run` starts")
     private_redis_maxmemory: int = setting("PRIVATE_REDIS_MAXMEMORY", 2147483648, "bytes of memory the private Redis may use (its `maxmemory`)")
+    private_broker_port: int = setting("PRIVATE_BROKER_PORT", 0, "port of the private Redis `make run` starts for Celery's messages (CELERY_BROKER_URL); 0: PRIVATE_REDIS_PORT + 2")
     private_redis_password: str = setting("PRIVATE_REDIS_PASSWORD", "", "password of the private Redis; `make run` generates it into .env")
     private_redis_appendfsync: str = setting("PRIVATE_REDIS_APPENDFSYNC", "everysec", "`everysec` or `always`: when the private Redis fsyncs its AOF (see docs/guarantees.md)")
 
@@ -134,6 +136,21 @@ class Settings:
     def redis(self) -> "RedisTarget":
         """Where Redis is: one server, or a primary found through Sentinel."""
         return parse_redis(self)
+
+    @property
+    def broker(self) -> "RedisTarget":
+        """Where Celery's broker is: CELERY_BROKER_URL, or the write queue's Redis when it is unset."""
+        if not self.celery_broker_url:
+            return self.redis
+        return parse_redis_url(self.celery_broker_url, "CELERY_BROKER_URL", self.redis_sentinel_password)
+
+    @property
+    def broker_shares_queue_redis(self) -> bool:
+        """True when Celery's messages live in the write queue's Redis (a full queue would stop them)."""
+        broker, data = self.broker, self.redis
+        if broker.is_sentinel or data.is_sentinel:
+            return set(broker.sentinels) & set(data.sentinels) != set() and broker.service == data.service
+        return _server_of(broker.url) == _server_of(data.url)
 
     def require(self, *names: str) -> "Settings":
         """Raise ConfigError naming every required variable that is empty."""
@@ -247,6 +264,8 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         raise ConfigError("WRITE_MIN_REPLICAS must be at least 1 with WRITE_DURABILITY=replica")
     if settings.redis_url or settings.redis_sentinels:
         parse_redis(settings)  # a malformed URL or sentinel list stops start-up here
+    if settings.celery_broker_url:
+        settings.broker  # noqa: B018 - a malformed CELERY_BROKER_URL stops start-up here too
     return settings
 
 
@@ -326,29 +345,43 @@ def _host_port(text: str, env: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def parse_redis(settings: Settings) -> RedisTarget:
-    """REDIS_URL, a redis+sentinel:// URL, or REDIS_SENTINELS (+ REDIS_SENTINEL_SERVICE), as a RedisTarget."""
-    url = settings.redis_url
+def _server_of(url: str) -> tuple[str, int]:
+    """(host, port) of a redis:// URL, for telling two servers apart."""
+    parts = urlsplit(url or "redis://localhost/0")
+    host = parts.hostname or "localhost"
+    return ("127.0.0.1" if host == "localhost" else host), parts.port or 6379
+
+
+def parse_redis_url(url: str, env: str, sentinel_password: str = "") -> RedisTarget:
+    """A redis://, rediss://, unix:// or redis+sentinel:// URL (from variable `env`) as a RedisTarget."""
     if url.startswith("redis+sentinel://"):
         rest = url[len("redis+sentinel://"):]
         auth, _, rest = rest.rpartition("@")
         hosts, _, path = rest.partition("/")
         steps = [p for p in path.split("/") if p]
         if not hosts or not steps or (len(steps) > 1 and not steps[1].isdigit()):
-            raise ConfigError("REDIS_URL must look like redis+sentinel://:password@host:port,host:port/service/db, "
+            raise ConfigError(f"{env} must look like redis+sentinel://:password@host:port,host:port/service/db, "
                               f"got {masked(url)!r}")
         password = unquote(auth.split(":", 1)[1]) if ":" in auth else ""
-        sentinels = tuple(_host_port(h, "REDIS_URL") for h in hosts.split(","))
+        sentinels = tuple(_host_port(h, env) for h in hosts.split(","))
         db = int(steps[1]) if len(steps) > 1 else 0
         return RedisTarget(f"redis://{auth + '@' if auth else ''}localhost/{db}", sentinels, unquote(steps[0]),
-                           password, db, settings.redis_sentinel_password or password)
+                           password, db, sentinel_password or password)
     if url and not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or redis+sentinel://, got {masked(url)!r}")
+        raise ConfigError(f"{env} must start with redis://, rediss:// or redis+sentinel://, got {masked(url)!r}")
     parts = urlsplit(url or "redis://localhost/0")
     password = unquote(parts.password or "")
     db = int(parts.path.strip("/") or 0) if parts.path.strip("/").isdigit() else 0
-    if not settings.redis_sentinels:
-        return RedisTarget(url, password=password, db=db)
+    return RedisTarget(url, password=password, db=db)
+
+
+def parse_redis(settings: Settings) -> RedisTarget:
+    """REDIS_URL, a redis+sentinel:// URL, or REDIS_SENTINELS (+ REDIS_SENTINEL_SERVICE), as a RedisTarget."""
+    url = settings.redis_url
+    target = parse_redis_url(url, "REDIS_URL", settings.redis_sentinel_password)
+    if target.is_sentinel or not settings.redis_sentinels:
+        return target
+    password, db = target.password, target.db
     sentinels = tuple(_host_port(h, "REDIS_SENTINELS") for h in settings.redis_sentinels.split(",") if h.strip())
     return RedisTarget(url or "redis://localhost/0", sentinels, settings.redis_sentinel_service, password, db,
                        settings.redis_sentinel_password or password)

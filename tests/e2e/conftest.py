@@ -45,6 +45,7 @@ def base_env(stack):
         SPILLWAY_ENV_FILE=os.devnull,
         MYSQL_URL=stack.mysql_url,
         REDIS_URL=stack.redis_url,
+        CELERY_BROKER_URL=stack.broker_url,
         API_KEYS=f"{API_KEY}:write+read+admin,{OTHER_KEY}",  # the second: no scopes (writes and reads)
         FLOWER_BASIC_AUTH=f"{FLOWER_USER}:{FLOWER_PASSWORD}",
         VAR_DIR=str(VAR),

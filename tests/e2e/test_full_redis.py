@@ -3,6 +3,10 @@
 A full Redis used to wedge the drain: the slot lease (SET NX), the heartbeat
 (ZADD) and the acknowledgement's first write (HINCRBY) were refused with OOM,
 so the queue never drained after MySQL returned until someone raised maxmemory.
+Then, with those allowed: Celery's broker in the same Redis could deliver no
+drain task (kombu's writes are refused), slot leases with a TTL were evicted as
+soon as they were taken, and XGROUP CREATE was refused; so a drain that was not
+already running when Redis filled never started.
 """
 import shutil
 import signal
@@ -89,6 +93,7 @@ def test_mysql_hung_while_writes_fill_redis_every_202_lands_with_no_operator_act
             refused += 1
         n += 1
     assert accepted and refused >= 20
+    fill(rds)  # full to the last byte, whatever the writes left: past maxmemory, keys with a TTL are evicted
     time.sleep(8)  # drain tasks reach their hand-over while Redis is full
     servers_restored.mariadb.signal(signal.SIGCONT)
     wait_drained(rds, timeout=180)
@@ -97,6 +102,38 @@ def test_mysql_hung_while_writes_fill_redis_every_202_lands_with_no_operator_act
         assert wait_receipt(web, write_id)["status"] == "persisted"  # the receipt still answers
         assert all(stored[k] == d for k, d in items)
     assert len(stored) == 24 * len(accepted)
+
+
+def test_a_worker_started_on_a_full_redis_drains_it_once_mysql_answers(
+        web, db, rds, start_worker, servers_restored, small_redis):
+    # No drain task runs while Redis fills up: no worker at all, and MySQL hung too. Before
+    # Celery had a broker of its own, a worker could not even take its first task from a full
+    # Redis (kombu's bindings and unacked set are plain writes), so nothing ever drained it.
+    servers_restored.mariadb.signal(signal.SIGSTOP)
+    small_redis(4 << 20)
+    accepted, n = {}, 0
+    while True:
+        items = [(f"g{n:05d}-{i:02d}", {"n": n, "i": i, "pad": "p" * 2000}) for i in range(24)]
+        r = post_items(web, items)
+        if r.status_code != 202:
+            assert_error(r, 503, "queue_unavailable")  # Redis is full (OOM)
+            break
+        accepted[r.json()["write_id"]] = items
+        n += 1
+    assert len(accepted) > 10
+    fill(rds)  # full to the last byte: even a one-byte key is refused
+    # (its byte bound fits the shrunken maxmemory, or its start-up check would refuse it)
+    start_worker(DB_WRITE_TIMEOUT=2, WRITE_QUEUE_HIGH_WATER_BYTES=1 << 20, **FAST)
+    wait_for(lambda: rds.zcard("spillway:drain:alive"), timeout=60, message="a drain task to start on the full Redis")
+    time.sleep(3)  # the drain retries MySQL, which still answers nothing
+    assert int(rds.get("spillway:queue:depth")) == 24 * len(accepted)
+    servers_restored.mariadb.signal(signal.SIGCONT)
+    wait_drained(rds, timeout=120)
+    stored = mysql_items(db)
+    assert len(stored) == 24 * len(accepted)
+    for write_id, items in accepted.items():
+        assert wait_receipt(web, write_id)["status"] == "persisted"
+        assert all(stored[k] == d for k, d in items)
 
 
 def test_receipts_and_idempotency_keys_carry_no_ttl_and_go_when_their_time_is_up(fresh, rds, start_web,

@@ -62,7 +62,7 @@ def test_an_unreadable_entry_is_set_aside_and_its_pending_cache_entry_dropped(sv
 def test_a_replay_answers_its_receipt_even_after_the_clients_deadline(svc, rds):
     receipt = svc.queue.append([Item("k", "{}")], "key1")
     # The coalescer resends a write whose reply was lost; Redis runs it after the deadline.
-    args = [receipt.write_id, "items", 1, b"k\x00{}", 1000, 1, "", 0, 0, 90000, 86400, keys.ITEM, 1 << 28]
+    args = [receipt.write_id, "items", 1, b"k\x00{}", 1000, 1, "", 0, 0, 90000, 86400, keys.ITEM, 1 << 28, keys.GROUP]
     script_keys = [keys.STREAM, keys.DEPTH, keys.VERSION, keys.receipt(receipt.write_id), "", "", keys.BYTES,
                    keys.EXPIRY, keys.ACCEPTED, keys.DRAIN_RATE]
     result = svc.queue._accept(keys=script_keys, args=args)

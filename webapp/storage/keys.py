@@ -18,7 +18,7 @@ an argument), so this module is the one place that names them:
   lock:<key>          the cross-process loader lock of an item
   drain:alive         sorted set: drain consumer -> last heartbeat (ms)
   drain:slot:<n>      lease of drain slot n (tasks/leases.py)
-  drain:stopping:<w>  a Celery worker that is shutting down
+  drain:stopping      sorted set: Celery worker that is shutting down -> until when (ms)
   drain:trouble       the server error a batch is waiting out (error, since_ms, at_ms)
   drain:rate          records/s the drains persisted lately (for backpressure's Retry-After)
   stats               the drain's counters for /metrics
@@ -39,6 +39,7 @@ UNREADABLE = PREFIX + "queue:unreadable"
 VERSION = PREFIX + "version"
 ALIVE = PREFIX + "drain:alive"
 SLOTS = PREFIX + "drain:slot:"
+STOPPING = PREFIX + "drain:stopping"
 STATS = PREFIX + "stats"
 TROUBLE = PREFIX + "drain:trouble"
 DRAIN_RATE = PREFIX + "drain:rate"
@@ -70,11 +71,6 @@ def idempotency(key_id: str, digest: str) -> str:
 def rate(key_id: str) -> str:
     """Redis key of an API key's rate-limit state."""
     return f"{PREFIX}rate:{key_id}"
-
-
-def stopping(worker: str) -> str:
-    """Redis key flagging a Celery worker (host, boot and pid) as shutting down."""
-    return f"{PREFIX}drain:stopping:{worker}"
 
 
 @dataclass(frozen=True, slots=True)

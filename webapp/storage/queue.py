@@ -117,7 +117,7 @@ class WriteQueue:
             deadline_us = int((time.time() + timeout) * 1_000_000) + self._redis_clock_offset_us() - 50_000
             args: list[Any] = [write_id, kind, len(records), pack(records), self.settings.write_queue_high_water,
                                deadline_us, request_hash, interval, burst, int(self.settings.receipt_ttl),
-                               IDEMPOTENCY_TTL, keys.ITEM, self.settings.write_queue_high_water_bytes]
+                               IDEMPOTENCY_TTL, keys.ITEM, self.settings.write_queue_high_water_bytes, keys.GROUP]
             if self.settings.write_durability == "replica":
                 result, acked = self._accept_on_replicas(script_keys, args)
             else:

@@ -69,13 +69,14 @@ def sentinel(settings: Settings, target: RedisTarget) -> Sentinel:
 
 
 def connect(settings: Settings, *, blocking: bool, pool_size: int | None = None,
-            client_class: type[redis.Redis] = redis.Redis) -> redis.Redis:
+            client_class: type[redis.Redis] = redis.Redis, target: RedisTarget | None = None) -> redis.Redis:
     """A Redis client for this process (its pool notices forks and rebuilds).
 
     blocking: wait (up to REDIS_TIMEOUT) for a free pooled connection instead of failing.
+    target: another Redis than the write queue's (Celery's broker, for the start-up check).
     """
     kwargs = _pool_kwargs(settings, pool_size)
-    target = settings.redis
+    target = target or settings.redis
     pool: redis.ConnectionPool
     if target.is_sentinel:
         kwargs.update(password=target.password or None, db=target.db, connection_class=PrimaryConnection)

@@ -48,6 +48,7 @@ class UnsafeServer(ConfigError):
 def check_servers(settings: Settings) -> None:
     """Every start-up check: Redis safety, MySQL durability, the connection budget. Raises ConfigError."""
     check_redis(settings)
+    check_broker(settings)
     check_mysql(settings)
 
 
@@ -110,6 +111,32 @@ def check_redis(settings: Settings) -> None:
         return
     raise UnsafeServer(f"refusing Redis at {where}: its {'; its '.join(problems)} "
                        "(or set REDIS_UNSAFE_OK=true to use it anyway)")
+
+
+def check_broker(settings: Settings) -> None:
+    """Warn when Celery's messages share the write queue's Redis; refuse a broker that may evict them.
+
+    A Redis the queue has filled refuses kombu's writes, so no drain task could be
+    delivered to empty it; a broker of its own (CELERY_BROKER_URL) never fills.
+    """
+    if settings.broker_shares_queue_redis:
+        log.warning("CELERY_BROKER_URL is unset or the write queue's Redis: if that Redis fills up, Celery "
+                    "cannot deliver the drain tasks that would empty it. Give Celery a small Redis of its own "
+                    "(CELERY_BROKER_URL; `make run` starts one)")
+        return
+    target = settings.broker
+    where = f"Sentinel service {target.service}" if target.is_sentinel else _where(target.url)
+    client = connect(settings, blocking=False, pool_size=2, target=target)
+    try:
+        policy = str(client.config_get("maxmemory-policy").get("maxmemory-policy", ""))
+    except redis.RedisError as err:  # CONFIG refused (managed services), or not reachable yet
+        log.warning("Celery's broker not checked: %s (%s)", where, err)
+        return
+    finally:
+        client.close()
+    if policy.startswith("allkeys-") and not settings.redis_unsafe_ok:
+        raise UnsafeServer(f"refusing Celery's broker at {where}: its maxmemory-policy is {policy}, which may "
+                           "evict task messages and queue bindings: use noeviction (or set REDIS_UNSAFE_OK=true)")
 
 
 def check_mysql(settings: Settings) -> None:

@@ -106,7 +106,18 @@ class Stream:
                        sum(int(v or 0) for v in done))
 
     def ensure_group(self) -> None:
-        """Create the consumer group (from the Stream's start, so nothing queued is skipped)."""
+        """Create the consumer group (from the Stream's start, so nothing queued is skipped).
+
+        Asked first, created only if missing: XGROUP CREATE is refused when Redis is
+        full (even for a group that exists), and a drain starting on a full Redis
+        must get to its reads and acknowledgements, which free the memory.
+        """
+        try:
+            groups = self.redis.xinfo_groups(keys.STREAM)
+        except redis.ResponseError:  # no Stream yet
+            groups = []
+        if any(g["name"] in (keys.GROUP, keys.GROUP.encode()) for g in groups):
+            return
         try:
             self.redis.xgroup_create(keys.STREAM, keys.GROUP, id="0", mkstream=True)
         except redis.ResponseError as err:

@@ -13,7 +13,7 @@
 -- ARGV[5] high water (records)  ARGV[6] client deadline (us, in Redis's clock; 0 none)
 -- ARGV[7] request hash  ARGV[8] rate interval (us)  ARGV[9] rate burst
 -- ARGV[10] receipt TTL (s)  ARGV[11] idempotency TTL (s)  ARGV[12] item cache key prefix
--- ARGV[13] high water (bytes)
+-- ARGV[13] high water (bytes)  ARGV[14] the drain's consumer group
 -- Item cache keys (webapp/storage/keys.py) are made here from the records: ARGV[12] .. key.
 -- Receipts and idempotency keys have no TTL, so Redis can never evict them;
 -- lua/expire.lua deletes them when their time is up (KEYS[8] scores: ms).
@@ -87,6 +87,12 @@ local last = tonumber(redis.call('GET', KEYS[3]) or '0')
 local base = math.max(last + 1, now)
 redis.call('SET', KEYS[3], fmt(base + n - 1))
 
+-- The first write to a new (or emptied-out) Redis makes the drain's consumer group
+-- with its Stream: a drain may first start when Redis is already full, and then
+-- it could not create the group (XGROUP CREATE is refused at maxmemory).
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[14], '0', 'MKSTREAM')
+end
 local entry = redis.call('XADD', KEYS[1], '*', 'w', ARGV[1], 'k', ARGV[2], 'n', ARGV[3],
   'v', fmt(base), 't', fmt(now), 'b', size, 'r', ARGV[4])
 
