@@ -16,13 +16,13 @@ WRITE_CLAIM_IDLE. If MySQL is away or refuses the batch for a reason of its
 own, the batch is retried with backoff, stays unacknowledged, and the trouble
 is reported (/readyz, /metrics).
 
-A burst. While writes arrive faster than the drains could write them (more
-than YIELD_PACE of the pace they measured), more than YIELD_BACKLOG_S of their
-work is queued, and the oldest queued write is younger than
-DRAIN_LAG_BUDGET_S, the drain pauses between batches: on a host
-it shares with the web, the CPUs go to taking the burst (the queue absorbs
-it), and past the budget the drain takes what it needs. At a steady load the
-drains can keep up with, they never pause, so the lag stays short.
+A burst. While writes arrive faster than the drains could write them, more
+than a second of their work is queued, and the oldest queued write is younger
+than DRAIN_LAG_BUDGET_S, the drain pauses between batches: on a host it shares
+with the web, the CPUs go to taking the burst (the queue absorbs it), and past
+the budget the drain takes what it needs. At a steady load the drains can keep
+up with, they never pause, so the lag stays short. The rules themselves are
+pure functions in pacing.py.
 
 A full Redis. Acknowledging, leases and heartbeats work at maxmemory (their
 scripts may), but publishing the successor task does not: a task that cannot
@@ -34,27 +34,23 @@ import os
 import time
 from typing import Any
 
-import redis
 from celery.signals import worker_shutting_down
 
+from tasks import pacing
 from tasks.celery import app, services
-from tasks.keeper import DrainKeeper
-from tasks.leases import QUEUED_LEASE, RUNNING_LEASE, Leases, worker_name
-from tasks.writer import Transient, apply
 from webapp.clock import now_us
 from webapp.metrics import BATCH_BUCKETS, LAG_BUCKETS_MS, bucket
+from webapp.storage.errors import RedisUnavailable, StorageError, WriteDeferred
+from webapp.storage.leases import QUEUED_LEASE, RUNNING_LEASE, worker_name
 from webapp.storage.records import Item
-from webapp.storage.redis_client import is_unavailable
 from webapp.storage.services import Services
 from webapp.storage.stream import Backlog, Entry
+from webapp.storage.writer import apply
 
 log = logging.getLogger(__name__)
 
 HANDOVER_PATIENCE = 300.0  # seconds a task keeps draining while it cannot publish its successor
 YIELD_CHECK_S = 0.25  # how often a drain looks at the backlog to decide whether to pause
-YIELD_DEPTH = 2  # a burst has at least this many full batches queued, growing...
-YIELD_PACE = 1.0  # ...with writes arriving faster than this share of what the drains write
-YIELD_BACKLOG_S = 1.0  # ...and more queued than the drains write in this many seconds (the lag promise)
 _SUMMED = ("rows", "items", "events", "dead", "batches", "retries")
 
 
@@ -64,7 +60,7 @@ class Drainer:
     def __init__(self, svc: Services, slot: int, token: str, seconds: float) -> None:
         self.svc = svc
         self.stream = svc.stream
-        self.leases = Leases(svc.redis)
+        self.leases = svc.leases
         self.settings = svc.settings
         self.slot, self.token = slot, token
         self.consumer = worker_name()
@@ -111,9 +107,7 @@ class Drainer:
                 batch = self.next_batch()
                 if batch and not self.write(batch):
                     break
-            except redis.RedisError as err:
-                if not is_unavailable(err):
-                    raise
+            except RedisUnavailable as err:
                 log.warning("drain: Redis unavailable (%s); trying again", err)
                 self.result["status"] = "redis unavailable"
                 self.carry, started = [], False  # re-read what this consumer holds once Redis is back
@@ -126,9 +120,7 @@ class Drainer:
         """Every YIELD_CHECK_S: measure how fast writes arrive and leave, publish the drains' pace, decide to pause.
 
         The pace published (records persisted per second, all drains) is what
-        backpressure's Retry-After is computed from. A pause is decided while
-        writes arrive faster than YIELD_PACE of what the drains can write and the
-        oldest write is younger than 0.8 x DRAIN_LAG_BUDGET_S.
+        backpressure's Retry-After is computed from.
         """
         s = self.settings
         now = time.monotonic()
@@ -141,21 +133,11 @@ class Drainer:
         if last is None or now - last[0] > 5 * YIELD_CHECK_S:
             return  # no recent look to measure rates against
         seconds = now - last[0]
-        persisted = (seen.done - last[1].done) / seconds
-        if persisted > 0 and seen.depth > 0:  # the pace while there was work: what the drains can do
-            self.leases.publish_pace(persisted)
-        if not s.drain_lag_budget or not self._pace:
-            return
-        arriving = (seen.accepted - last[1].accepted) / seconds
-        # Measured in make bench: writes paced at half the drains' unloaded rate were taken
-        # for a burst (their pace measured on small batches, or slowed by the web's load) and
-        # the lag went to 10 s. So a burst is also a backlog of more than YIELD_BACKLOG_S of
-        # the drains' work: at a load they keep up with, the queue never gets that deep.
-        pace = self._pace * max(1, seen.alive)
-        hot = (arriving > YIELD_PACE * pace and seen.depth > last[1].depth
-               and seen.depth >= max(YIELD_DEPTH * s.write_batch_max, YIELD_BACKLOG_S * pace)
-               and seen.depth < s.write_queue_high_water // 2)
-        self._yield = hot and seen.age_s < s.drain_lag_budget * 0.8
+        pace = pacing.pace_to_publish(last[1], seen, seconds)
+        if pace is not None:
+            self.leases.publish_pace(pace)
+        self._yield = pacing.should_pause(last[1], seen, seconds, self._pace, s.write_batch_max,
+                                          s.write_queue_high_water, s.drain_lag_budget)
 
     def yielding(self) -> bool:
         """True while a burst is young enough to leave the CPUs to the web (DRAIN_LAG_BUDGET_S)."""
@@ -173,12 +155,8 @@ class Drainer:
         if time.monotonic() >= self.next_claim:
             self.carry += self.stream.claim_stale(self.consumer, 100)
             self.next_claim = time.monotonic() + s.write_claim_idle / 3
-        batch: list[Entry] = []
-        count = 0
-        while self.carry and (not batch or count + self.carry[0].count <= s.write_batch_max):
-            entry = self.carry.pop(0)
-            batch.append(entry)
-            count += entry.count
+        batch, self.carry = pacing.take(self.carry, s.write_batch_max)
+        count = sum(entry.count for entry in batch)
         if self.carry:
             return batch
         flush_at = time.monotonic() + s.write_flush_interval if batch else None
@@ -192,8 +170,7 @@ class Drainer:
                 wait = min(1.0, self.deadline - now)
                 if wait <= 0:
                     break
-            per_entry = max(1, count // len(batch)) if batch else 24
-            want = max(1, min(500, (s.write_batch_max - count) // per_entry))
+            want = pacing.entries_to_read(count, len(batch), s.write_batch_max)
             got = self.stream.read_new(self.consumer, want, max(1, int(wait * 1000)))
             if not got:
                 if batch:
@@ -217,18 +194,18 @@ class Drainer:
         """Write a batch (retrying while MySQL is away), then acknowledge it; False to stop."""
         records = [q for entry in batch for q in entry.queued()]
         started = time.monotonic()
-        pause = 0.2
+        pause = pacing.FIRST_BACKOFF_S
         while True:
             dead: dict[int, str] = {}
             try:
                 apply(self.svc.db, records, dead)
                 break
-            except Transient as err:
+            except WriteDeferred as err:
                 self.result["retries"] += 1
                 self._in_trouble = True
                 try:
                     self.leases.trouble(str(err))
-                except Exception as report_err:  # reporting must not stop the retry
+                except StorageError as report_err:  # reporting must not stop the retry
                     log.warning("drain: could not report trouble (%s)", report_err)
                 if time.monotonic() + pause >= self.deadline:
                     log.warning("drain: MySQL unavailable (%s); %d records stay queued", err, len(records))
@@ -236,7 +213,7 @@ class Drainer:
                     return False  # unacknowledged: this process resumes them, or others reclaim them
                 log.warning("drain: MySQL unavailable (%s); retrying in %.1fs", err, pause)
                 time.sleep(pause)
-                pause = min(pause * 2, 5.0)
+                pause = pacing.next_backoff(pause)
                 if not self.alive():
                     return False
         now = now_us()
@@ -250,11 +227,9 @@ class Drainer:
             field = f"lag_le_{bucket(lag, LAG_BUCKETS_MS)}"
             stats[field] = stats.get(field, 0) + 1
         self.stream.ack(batch, frozenset(dead), stats)
-        if self.result["retries"] == 0 and len(records) * 2 >= self.settings.write_batch_max:
-            # this drain's pace while it works, smoothed; measured on full enough batches only,
-            # as a small one (a light load, flushed on time) says little about what it can do
-            pace = len(records) / max(1e-3, time.monotonic() - started)
-            self._pace = pace if not self._pace else 0.8 * self._pace + 0.2 * pace
+        if self.result["retries"] == 0:  # this drain's pace while it works, smoothed
+            self._pace = pacing.smoothed_pace(self._pace, len(records), time.monotonic() - started,
+                                              self.settings.write_batch_max)
         if self._in_trouble:
             self._in_trouble = False
             self.leases.clear_trouble()
@@ -277,7 +252,7 @@ _LIMIT = int(services.settings.drain_task_seconds + services.settings.db_write_t
           time_limit=_LIMIT + 30)
 def drain(slot: int, token: str) -> dict[str, Any]:
     """Drain the write queue for DRAIN_TASK_SECONDS in one slot, then hand the slot on."""
-    leases = Leases(services.redis)
+    leases = services.leases
     if not leases.renew(slot, token, RUNNING_LEASE):
         return {"slot": slot, "status": "stale: the slot was given to another task"}
     started = time.monotonic()
@@ -291,7 +266,7 @@ def drain(slot: int, token: str) -> dict[str, Any]:
             leases.renew(slot, token, QUEUED_LEASE)
             drain.apply_async((slot, token), expires=QUEUED_LEASE)
             return total
-        except Exception as err:  # Redis full (or away): keep draining here, which frees memory
+        except Exception as err:  # broker full or away (kombu's errors): keep draining here, which frees memory
             if time.monotonic() - started > HANDOVER_PATIENCE or result["status"] == "worker shutting down":
                 log.error("drain: could not hand slot %d on (%s); the keeper will start it again", slot, err)
                 total["status"] = "could not hand over"
@@ -312,9 +287,6 @@ def _merged(total: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-app.steps["worker"].add(DrainKeeper)
-
-
 @worker_shutting_down.connect
 def _tell_drains_to_stop(**_: Any) -> None:
     """Warm shutdown begins: this worker's drain tasks stop after the batch in hand.
@@ -323,6 +295,6 @@ def _tell_drains_to_stop(**_: Any) -> None:
     this flag (keyed by their parent's pid) between batches.
     """
     try:
-        Leases(services.redis).mark_stopping(worker_name())
-    except Exception as err:  # Redis down: the tasks end at DRAIN_TASK_SECONDS instead
+        services.leases.mark_stopping(worker_name())
+    except StorageError as err:  # Redis down: the tasks end at DRAIN_TASK_SECONDS instead
         log.warning("could not tell drain tasks to stop (%s)", err)

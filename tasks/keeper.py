@@ -12,14 +12,11 @@ from typing import Any
 
 from celery import bootsteps
 
-from tasks.celery import services
-from tasks.leases import QUEUED_LEASE, Leases
-from webapp.storage import keys
-from webapp.storage.redis_client import load_script
+from tasks.celery import app, services
+from webapp.storage.errors import StorageError
+from webapp.storage.leases import QUEUED_LEASE
 
 RETENTION_EVERY_S = 60  # the retention task runs about this often, on one worker host at a time
-EXPIRE_BATCH = 500  # receipts and idempotency keys deleted per call
-EXPIRE_ROUNDS = 40  # calls per tick at most: up to 20,000 a second per worker host, far above any write rate
 CONSUMER_IDLE_S = 600.0  # a consumer idle this long, holding nothing, belongs to a dead process
 
 log = logging.getLogger(__name__)
@@ -34,13 +31,9 @@ class DrainKeeper(bootsteps.StartStopStep):
         super().__init__(worker, **kwargs)
         self.tref: Any = None
         self.next_prune = 0.0
-        self.leases: Leases | None = None
-        self.expire: Any = None
 
     def start(self, worker: Any) -> None:
-        """Begin ticking (the scripts are registered here, once: that needs no Redis yet)."""
-        self.leases = Leases(services.redis)
-        self.expire = load_script(services.redis, "expire")
+        """Begin ticking."""
         self.tref = worker.timer.call_repeatedly(1.0, self.tick, priority=10)
 
     def stop(self, worker: Any) -> None:
@@ -50,27 +43,25 @@ class DrainKeeper(bootsteps.StartStopStep):
             self.tref = None
 
     def tick(self) -> None:
-        """Reserve free slots and start their tasks, then housekeeping; a Redis outage only skips a tick."""
-        from tasks.drain import drain
-
+        """Reserve free slots and start their tasks, then housekeeping; an outage only skips a tick."""
         try:
             token = uuid.uuid4().hex
-            assert self.leases is not None  # start() ran
-            for slot in self.leases.reserve(services.settings.drain_slots, token, QUEUED_LEASE):
-                drain.apply_async((slot, f"{token}:{slot}"), expires=QUEUED_LEASE)
-        except Exception as err:  # the timer must keep running; the next tick retries
-            log.warning("drain keeper: could not start drain tasks (%s)", err)
+            for slot in services.leases.reserve(services.settings.drain_slots, token, QUEUED_LEASE):
+                app.send_task("spillway.drain", args=(slot, f"{token}:{slot}"), expires=QUEUED_LEASE)
+        except StorageError as err:  # Redis away: the next tick retries
+            log.warning("drain keeper: could not reserve drain slots (%s)", err)
+        except Exception:  # the broker (kombu's errors); the timer must keep running, the next tick retries
+            log.exception("drain keeper: could not start drain tasks")
         try:
             self.housekeeping()
-        except Exception as err:
+        except StorageError as err:
             log.warning("drain keeper: housekeeping failed (%s)", err)
+        except Exception:
+            log.exception("drain keeper: housekeeping failed")
 
     def housekeeping(self) -> None:
         """Delete receipts and idempotency keys past their time; forget dead consumers once a minute."""
-        now_ms = int(time.time() * 1000)
-        for _ in range(EXPIRE_ROUNDS):  # until what is due is gone, so they never pile up
-            if self.expire(keys=[keys.EXPIRY], args=[now_ms, EXPIRE_BATCH]) < EXPIRE_BATCH:
-                break
+        services.housekeeping.expire_due()
         if time.monotonic() >= self.next_prune:
             self.next_prune = time.monotonic() + 60
             gone = services.stream.forget_idle_consumers(CONSUMER_IDLE_S)
@@ -80,10 +71,8 @@ class DrainKeeper(bootsteps.StartStopStep):
 
     def start_retention(self) -> None:
         """Start the retention task if some *_RETENTION_DAYS is set and no host did so this minute."""
-        from tasks.retention import retention
-
         s = services.settings
         if not (s.events_retention_days or s.tombstone_retention_days or s.dead_letter_retention_days):
             return
-        if services.redis.set(keys.RETENTION_LEASE, "1", nx=True, ex=RETENTION_EVERY_S):
-            retention.apply_async(expires=RETENTION_EVERY_S)
+        if services.housekeeping.take_retention_lease(RETENTION_EVERY_S):
+            app.send_task("spillway.retention", expires=RETENTION_EVERY_S)

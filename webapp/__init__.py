@@ -79,8 +79,7 @@ def register_server_layers(app: Any, settings: Settings) -> None:
 
     The body is read in full before admission control, so a slow upload holds no slot.
     """
-    from webapp.api import auth
-    from webapp.api.request import storage
+    from webapp.api.request import key_ring, storage
     from webapp.server.admission import AdmissionControl
     from webapp.server.body import BodyReader
     from webapp.server.fastpath import ItemFastPath
@@ -88,9 +87,9 @@ def register_server_layers(app: Any, settings: Settings) -> None:
     from webapp.server.writes import WriteFastPath
 
     with app.app_context():
-        cache, queue = storage().cache, storage().queue
+        cache, queue, keys = storage().cache, storage().queue, key_ring()
     app.wsgi_app = ItemFastPath(app.wsgi_app, cache, enabled=not settings.reads_require_key)
-    app.wsgi_app = WriteFastPath(app.wsgi_app, queue, app.extensions[auth.EXTENSION])
+    app.wsgi_app = WriteFastPath(app.wsgi_app, queue, keys)
     app.wsgi_app = AdmissionControl(app.wsgi_app, settings.web_max_active)
     app.wsgi_app = BodyReader(app.wsgi_app, settings.max_body_bytes, settings.body_read_timeout)
     app.wsgi_app = Observe(app.wsgi_app, log_requests=settings.request_log)

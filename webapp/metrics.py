@@ -154,6 +154,6 @@ def render(source: ClusterSource) -> bytes:
     # gunicorn.conf.py sets this for the web server (the one reader of settings leaves it alone:
     # it is prometheus-client's own variable, not a Spillway setting).
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     registry.register(ClusterCollector(source))
     return generate_latest(registry)

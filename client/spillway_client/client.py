@@ -134,7 +134,8 @@ class Spillway:
     def get(self, key: str) -> dict[str, Any] | None:
         """An item {"key", "data", "version", "updated_at"}, or None if there is none."""
         try:
-            return self._request("GET", _item_path(key)).json()
+            item: dict[str, Any] = self._request("GET", _item_path(key)).json()
+            return item
         except NotFound:
             return None
 
@@ -168,7 +169,8 @@ class Spillway:
 
     def write_status(self, receipt: "Receipt | Mapping[str, Any] | str") -> dict[str, Any]:
         """A write's status: {"write_id", "kind", "status": queued/persisted/dead, "accepted", ...}."""
-        return self._request("GET", _write_path(_write_id(receipt))).json()
+        status: dict[str, Any] = self._request("GET", _write_path(_write_id(receipt))).json()
+        return status
 
     def wait_persisted(self, receipts: Iterable["Receipt | Mapping[str, Any] | str"], timeout: float = 60,
                        ) -> list[dict[str, Any]]:

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from tasks.leases import Leases, worker_name
 from webapp.storage import keys
+from webapp.storage.leases import worker_name
 from webapp.storage.records import Item
 from webapp.storage.services import Services
 
@@ -71,7 +71,7 @@ def test_a_replay_answers_its_receipt_even_after_the_clients_deadline(svc, rds):
 
 
 def test_a_stopping_flag_belongs_to_one_process_not_to_a_pid(svc):
-    leases = Leases(svc.redis)
+    leases = svc.leases
     me = worker_name()
     host, pid, _ = me.split(":")
     leases.mark_stopping(f"{host}:{pid}:1")  # a process that had this pid before (a restarted container)

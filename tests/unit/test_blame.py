@@ -2,8 +2,8 @@
 import pymysql
 import pytest
 
-from tasks.writer import is_data_error
 from webapp.storage.errors import DatabaseUnavailable
+from webapp.storage.writer import is_data_error
 
 
 @pytest.mark.parametrize("code", [1048, 1062, 1264, 1265, 1292, 1300, 1366, 1406, 1451, 1452, 1644, 1690, 3819, 4025])

@@ -12,31 +12,21 @@ from webapp.api import jobs
 from webapp.api.auth import require_key
 from webapp.api.request import json_body, storage
 from webapp.api.responses import json_response
-from webapp.api.schemas import (
-    DeadLetterQuery,
-    RedriveIn,
-    UnreadableQuery,
-    decode_cursor,
-    encode_cursor,
-    parse,
-    parse_query,
-)
-from webapp.errors import NotFound, ValidationFailed
+from webapp.http.decode import decode, query, timestamp
+from webapp.http.errors import NotFound, ValidationFailed
+from webapp.http.limits import MAX_BATCH
+from webapp.http.paths import decode_cursor, encode_cursor
+from webapp.http.schemas import DeadLetterQuery, RedriveIn, UnreadableQuery
 from webapp.storage.sql.deadletters import Filter
 
 bp = Blueprint("dead_letters", __name__, url_prefix="/api/v1/dead-letters")
 
 
-def _us(value: Any) -> int | None:
-    """A validated timestamp (microseconds), or None."""
-    return None if value is None else int(value)
-
-
 def _filter(q: DeadLetterQuery) -> Filter:
     ids = tuple(int(i) for i in q.ids.split(",")) if q.ids else ()
-    if len(ids) > 1000 or any(i >= 2**63 for i in ids):  # found by the fuzzer: MySQL answered 500 past BIGINT
-        raise ValidationFailed(details=[{"path": "ids", "message": "at most 1000 ids, each below 2^63"}])
-    return Filter(ids, q.write_id, q.kind, q.reason, _us(q.since), _us(q.until))
+    if len(ids) > MAX_BATCH or any(i >= 2**63 for i in ids):  # found by the fuzzer: MySQL answered 500 past BIGINT
+        raise ValidationFailed(details=[{"path": "ids", "message": f"at most {MAX_BATCH} ids, each below 2^63"}])
+    return Filter(ids, q.write_id, q.kind, q.reason, timestamp(q.since, "since"), timestamp(q.until, "until"))
 
 
 def _is_id_cursor(position: object) -> bool:
@@ -48,7 +38,7 @@ def _is_id_cursor(position: object) -> bool:
 def list_dead_letters() -> Response:
     """Dead letters matching the filters, oldest first, keyset-paginated."""
     require_key("admin")
-    q = parse_query(DeadLetterQuery, request.args)
+    q = query(DeadLetterQuery, request.args.lists())
     after = decode_cursor(q.cursor, _is_id_cursor)["id"] if q.cursor else None
     found = storage().dead_letters.find(_filter(q), after, q.limit + 1)
     more = len(found) > q.limit
@@ -71,8 +61,7 @@ def show_dead_letter(dead_letter_id: int) -> Response:
 def redrive() -> Response:
     """Send dead letters back through the queue (by write id, by ids, or all matching a filter)."""
     require_key("admin")
-    _, body = json_body()
-    wanted = parse(RedriveIn, body)
+    wanted = decode(RedriveIn, json_body())
     given = [name for name in ("write_id", "ids", "filter") if getattr(wanted, name) is not None]
     if len(given) != 1:
         raise ValidationFailed(details=[{"path": "(body)",
@@ -84,7 +73,8 @@ def redrive() -> Response:
         selection["ids"] = list(wanted.ids)
     elif wanted.filter is not None:
         f = wanted.filter
-        selection.update(kind=f.kind, reason=f.reason, since_us=_us(f.since), until_us=_us(f.until))
+        selection.update(kind=f.kind, reason=f.reason, since_us=timestamp(f.since, "filter.since"),
+                         until_us=timestamp(f.until, "filter.until"))
     matched = storage().dead_letters.count(Filter.from_dict(selection))
     if wanted.dry_run or not matched:
         return json_response({"matched": matched, "dry_run": wanted.dry_run})
@@ -96,7 +86,7 @@ def redrive() -> Response:
 def purge_dead_letters() -> Response:
     """Delete the dead letters matching the filters (all=true, and no filter: every one)."""
     require_key("admin")
-    q = parse_query(DeadLetterQuery, request.args)
+    q = query(DeadLetterQuery, request.args.lists())
     selection = _filter(q)
     if selection.is_empty() and not q.all:
         raise ValidationFailed(details=[{"path": "all", "message": "give a filter, or all=true to purge everything"}])
@@ -107,7 +97,7 @@ def purge_dead_letters() -> Response:
 def list_unreadable() -> Response:
     """Queue entries the drain could not read, with the reason."""
     require_key("admin")
-    q = parse_query(UnreadableQuery, request.args)
+    q = query(UnreadableQuery, request.args.lists())
     entries = storage().dead_letters.unreadable(q.after or "-", q.limit + 1)
     more = len(entries) > q.limit
     entries = entries[: q.limit]
@@ -118,7 +108,7 @@ def list_unreadable() -> Response:
 def purge_unreadable() -> Response:
     """Delete unreadable entries (by ids, or all=true)."""
     require_key("admin")
-    q = parse_query(UnreadableQuery, request.args)
+    q = query(UnreadableQuery, request.args.lists())
     if not q.ids and not q.all:
         raise ValidationFailed(details=[{"path": "all", "message": "give ids, or all=true to purge everything"}])
     return json_response({"purged": storage().dead_letters.purge_unreadable(q.ids.split(",") if q.ids else None)})

@@ -1,13 +1,16 @@
 """Items: records looked up by an exact key (GET one, list, batch upsert, delete)."""
 from flask import Blueprint, Response, request
 
-from webapp.api.auth import require_key, require_read_key
-from webapp.api.request import PEEKED, idempotency, json_body, path_key, storage
-from webapp.api.responses import accepted, item_json, json_response
-from webapp.api.schemas import ItemListQuery, ItemsIn, NoQuery, decode_cursor, encode_cursor, is_key, parse, parse_query
-from webapp.errors import ItemNotFound
+from webapp.api.auth import require_read_key
+from webapp.api.request import path_key, storage, write
+from webapp.api.responses import json_response
+from webapp.http.decode import query
+from webapp.http.environ import PEEKED
+from webapp.http.errors import ItemNotFound
+from webapp.http.paths import decode_cursor, encode_cursor, is_key
+from webapp.http.render import item_json
+from webapp.http.schemas import ItemListQuery, NoQuery
 from webapp.jsonio import dumps
-from webapp.storage.records import Item
 from webapp.storage.sql import items as items_sql
 
 bp = Blueprint("items", __name__, url_prefix="/api/v1/items")
@@ -19,7 +22,7 @@ def get_item(_key: str) -> Response:
     require_read_key()
     key = path_key()
     if request.args:
-        parse_query(NoQuery, request.args)
+        query(NoQuery, request.args.lists())
     entry = storage().cache.get(key, peeked=request.environ.get(PEEKED, False))
     if entry.data is None:
         raise ItemNotFound()
@@ -36,11 +39,11 @@ def _is_key_cursor(position: object) -> bool:
 def list_items() -> Response:
     """Persisted items in key order, keyset-paginated."""
     require_read_key()
-    query = parse_query(ItemListQuery, request.args)
-    after = decode_cursor(query.cursor, _is_key_cursor)["k"] if query.cursor else None
-    rows = storage().reads.run(lambda con: items_sql.page(con, query.prefix, after, query.limit + 1))
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
+    q = query(ItemListQuery, request.args.lists())
+    after = decode_cursor(q.cursor, _is_key_cursor)["k"] if q.cursor else None
+    rows = storage().reads.run(lambda con: items_sql.page(con, q.prefix, after, q.limit + 1))
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
     next_cursor = encode_cursor({"k": rows[-1][0]}) if more else None
     body = '{"items":[' + ",".join(item_json(*row) for row in rows) + '],"next":' + dumps(next_cursor) + "}"
     return json_response(body)
@@ -48,17 +51,11 @@ def list_items() -> Response:
 
 @bp.post("")
 def post_items() -> Response:
-    """Queue a batch upsert; 202 with a receipt once Redis holds it."""
-    key_id = require_key()
-    raw, body = json_body()
-    batch = parse(ItemsIn, body)
-    records = [Item(item.key, item.data) for item in batch.items]
-    return accepted(storage().queue.append(records, key_id, **idempotency(raw)))
+    """Queue a batch upsert; 202 with a receipt once Redis holds it (webapp/http/writes.py)."""
+    return write()
 
 
 @bp.delete("/<anytext:_key>")
 def delete_item(_key: str) -> Response:
     """Queue a delete (a versioned tombstone); deleting a missing key is accepted too."""
-    key_id = require_key()
-    key = path_key()
-    return accepted(storage().queue.append([Item(key, None)], key_id, **idempotency(b"")))
+    return write()

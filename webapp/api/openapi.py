@@ -1,19 +1,23 @@
 """The OpenAPI 3.1 document of the API, served at /openapi.json.
 
-Request bodies come from the pydantic models that validate them, so the two
-cannot drift; responses, parameters and headers are declared here. Tests
-check that every route is documented and fuzz the live server against this
-document with schemathesis (tests/e2e/test_openapi.py).
+Request bodies and query parameters come from the msgspec Structs that
+validate them (webapp/http/schemas.py), so the two cannot drift; responses and
+headers are declared here. Tests check that every route is documented and
+fuzz the live server against this document with schemathesis
+(tests/e2e/test_openapi.py).
 """
-from webapp.api.schemas import CONTROL_CHARS, LEVELS, MAX_BATCH, EventsIn, ItemsIn, RedriveIn
+from typing import Any
 
-NO_CONTROL = f"^[^{CONTROL_CHARS}]+$"
-KEY = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_CONTROL,
-       "description": "Compared byte for byte; percent-encoded in paths ('/' as %2F). No control characters."}
+import msgspec
+
+from webapp.http import limits, schemas
+
 TIMESTAMP = {"type": "string", "format": "date-time"}
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string"}}}
 REQUEST_ID = {"X-Request-ID": {"description": "The request's id (yours if you sent a sane one)",
                                 "schema": {"type": "string"}}}
+BODIES = (schemas.ItemsIn, schemas.EventsIn, schemas.RedriveIn)
+_REF = "#/components/schemas/{name}"
 
 ERROR_TEXT = {
     400: "Malformed JSON, invalid UTF-8, NaN or Infinity (`invalid_json`)",
@@ -30,16 +34,16 @@ ERROR_TEXT = {
 }
 
 
-def _ref(name):
-    return {"$ref": f"#/components/schemas/{name}"}
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": _REF.format(name=name)}
 
 
-def _json(schema):
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _errors(*statuses):
-    out = {}
+def _errors(*statuses: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for status in statuses:
         headers = dict(REQUEST_ID)
         if status in (429, 503):
@@ -48,17 +52,32 @@ def _errors(*statuses):
     return out
 
 
-def _ok(status, description, schema, extra_headers=None):
+def _ok(status: int, description: str, schema: dict[str, Any],
+        extra_headers: dict[str, Any] | None = None) -> dict[str, Any]:
     return {str(status): {"description": description, "headers": {**REQUEST_ID, **(extra_headers or {})},
                           "content": _json(schema)}}
 
 
-def _query(name, schema, description):
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
+def parameters(kind: type) -> list[dict[str, Any]]:
+    """The query parameters of a query Struct (webapp/http/schemas.py), each with its schema."""
+    _, components = msgspec.json.schema_components([kind], ref_template=_REF)
+    properties = components[kind.__name__]["properties"]
+    out = []
+    for name, schema in properties.items():
+        schema = dict(schema)
+        if "anyOf" in schema:  # `X | None`: a parameter is optional anyway, so document X
+            schema = next(s for s in schema["anyOf"] if s.get("type") != "null")
+        description = schema.pop("description", "")
+        out.append(_query(name, schema, description))
+    return out
+
+
 WRITE_HEADERS = [{"name": "Idempotency-Key", "in": "header", "required": False,
-                  "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                  "schema": {"type": "string", "minLength": 1, "maxLength": limits.MAX_IDEMPOTENCY_KEY_CHARS},
                   "description": "Same key and body within 24 h: the same receipt again, nothing queued"}]
 READ_ERRORS = _errors(401, 403, 422, 503)  # 401 and 403 only when READS_REQUIRE_KEY=true
 WRITE_ERRORS = _errors(400, 401, 403, 408, 409, 413, 415, 422, 429, 503)
@@ -68,25 +87,14 @@ READ_SCOPE = [{}, {"bearer": ["read"]}]  # open unless READS_REQUIRE_KEY=true
 ADMIN_SCOPE = [{"bearer": ["admin"]}]
 RECEIPT = _ok(202, "Queued durably in Redis; see status_url", _ref("Receipt"),
               {"Location": {"description": "The status URL", "schema": {"type": "string"}}})
-CURSOR = _query("cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
-                "The `next` of the previous page, unchanged (opaque); empty: the first page")
-LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_BATCH, "default": 100}, "Page size")
 
 
-def _schemas():
-    """Component schemas: the pydantic request models plus the response shapes."""
-    schemas = {}
-    for model in (ItemsIn, EventsIn, RedriveIn):
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
-    schemas["ItemIn"]["properties"]["key"] = KEY
-    event_props = schemas["EventIn"]["properties"]
-    event_props["occurred_at"] = {"anyOf": [TIMESTAMP, {"type": "null"}], "default": None}
-    event_props["name"]["pattern"] = NO_CONTROL
-    event_props["event_id"]["anyOf"][0]["pattern"] = NO_CONTROL
+def _schemas() -> dict[str, Any]:
+    """Component schemas: the request Structs plus the response shapes."""
+    _, schemas_ = msgspec.json.schema_components(BODIES, ref_template=_REF)
+    levels = list(limits.LEVELS)
     nullable_int = {"type": ["integer", "null"]}
-    schemas.update({
+    schemas_.update({
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"], "properties": {
                 "code": {"type": "string"}, "message": {"type": "string"},
@@ -101,7 +109,7 @@ def _schemas():
         "Event": {"type": "object", "additionalProperties": False,
                   "required": ["seq", "event_id", "name", "level", "occurred_at", "received_at", "data"],
                   "properties": {"seq": {"type": "integer"}, "event_id": {"type": ["string", "null"]},
-                                 "name": {"type": "string"}, "level": {"enum": list(LEVELS)},
+                                 "name": {"type": "string"}, "level": {"enum": levels},
                                  "occurred_at": TIMESTAMP, "received_at": TIMESTAMP,
                                  "data": {"type": ["object", "null"]}}},
         "EventPage": {"type": "object", "required": ["events", "next"], "additionalProperties": False,
@@ -155,32 +163,26 @@ def _schemas():
                                                            "error": {"type": "string"},
                                                            "for_s": {"type": "number"}}}}}}},
     })
-    return schemas
+    return schemas_
 
 
-DEAD_LETTER_FILTERS = [
-    _query("write_id", {"type": "string", "minLength": 1, "maxLength": 64}, "The write the records belonged to"),
-    _query("kind", {"enum": ["items", "events"]}, "items or events"),
-    _query("reason", {"type": "string", "minLength": 1, "maxLength": 200}, "Text the reason contains"),
-    _query("since", TIMESTAMP, "Failed at or after"), _query("until", TIMESTAMP, "Failed before"),
-    _query("ids", {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"}, "Dead letter ids, comma-separated"),
-]
+def _only(kind: type, *names: str, without: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Some of a query Struct's parameters: those named (all if none), less `without`."""
+    return [p for p in parameters(kind) if (not names or p["name"] in names) and p["name"] not in without]
 
 
-def _dead_letter_paths():
+def _dead_letter_paths() -> dict[str, Any]:
     """The dead-letter calls (admin scope)."""
-    unreadable_ids = _query("ids", {"type": "string", "pattern": "^[0-9]+-[0-9]+(,[0-9]+-[0-9]+)*$"},
-                            "Unreadable entry ids, comma-separated")
-    everything = _query("all", {"type": "boolean"}, "true: with no filter, purge everything")
+    letters, unreadable = schemas.DeadLetterQuery, schemas.UnreadableQuery
     return {
         "/api/v1/dead-letters": {
             "get": {"summary": "Records MySQL rejected, with the reason, oldest first",
                     "operationId": "listDeadLetters",
-                    "security": ADMIN_SCOPE, "parameters": [*DEAD_LETTER_FILTERS, CURSOR, LIMIT],
+                    "security": ADMIN_SCOPE, "parameters": _only(letters, without=("all",)),
                     "responses": {**_ok(200, "A page of dead letters", _ref("DeadLetterPage")), **ADMIN_ERRORS}},
             "delete": {"summary": "Purge dead letters matching the filters (or all=true)",
                        "operationId": "purgeDeadLetters", "security": ADMIN_SCOPE,
-                       "parameters": [*DEAD_LETTER_FILTERS, everything],
+                       "parameters": _only(letters, without=("cursor", "limit")),
                        "responses": {**_ok(200, "How many were purged", _ref("Purged")), **ADMIN_ERRORS}},
         },
         "/api/v1/dead-letters/{dead_letter_id}": {
@@ -201,18 +203,17 @@ def _dead_letter_paths():
         "/api/v1/dead-letters/unreadable": {
             "get": {"summary": "Queue entries the drain could not read", "operationId": "listUnreadable",
                     "security": ADMIN_SCOPE,
-                    "parameters": [_query("after", {"type": "string", "pattern": "^[0-9]+-[0-9]+$"}, "Page after"),
-                                   LIMIT],
+                    "parameters": _only(unreadable, "after", "limit"),
                     "responses": {**_ok(200, "A page of entries", _ref("UnreadablePage")), **ADMIN_ERRORS}},
             "delete": {"summary": "Purge unreadable entries (by ids, or all=true)", "operationId": "purgeUnreadable",
-                       "security": ADMIN_SCOPE, "parameters": [unreadable_ids, everything],
+                       "security": ADMIN_SCOPE, "parameters": _only(unreadable, "ids", "all"),
                        "responses": {**_ok(200, "How many were purged", _ref("Purged")), **ADMIN_ERRORS}},
         },
     }
 
 
-def _paths():
-    key_param = {"name": "key", "in": "path", "required": True, "schema": KEY}
+def _paths() -> dict[str, Any]:
+    key_param = {"name": "key", "in": "path", "required": True, "schema": msgspec.json.schema(schemas.Key)}
     return {
         "/api/v1/items/{key}": {
             "get": {"summary": "One item: from Redis, or on a miss from MySQL (then cached)", "operationId": "getItem",
@@ -227,24 +228,22 @@ def _paths():
         "/api/v1/items": {
             "get": {"summary": "Persisted items in key order (UTF-8 bytes), keyset-paginated",
                     "operationId": "listItems",
-                    "parameters": [_query("prefix", {"type": "string", "maxLength": 255}, "Literal, case-sensitive"),
-                                   CURSOR, LIMIT],
+                    "parameters": parameters(schemas.ItemListQuery),
                     "security": READ_SCOPE,
                     "responses": {**_ok(200, "A page of items", _ref("ItemPage")), **READ_ERRORS}},
-            "post": {"summary": "Upsert a batch of 1-1000 items (all or nothing)", "operationId": "postItems",
+            "post": {"summary": f"Upsert a batch of 1-{limits.MAX_BATCH} items (all or nothing)",
+                     "operationId": "postItems",
                      "security": WRITE_SCOPE, "parameters": WRITE_HEADERS,
                      "requestBody": {"required": True, "content": _json(_ref("ItemsIn"))},
                      "responses": {**RECEIPT, **WRITE_ERRORS}},
         },
         "/api/v1/events": {
             "get": {"summary": "Persisted events, newest occurred_at first, then arrival", "operationId": "listEvents",
-                    "parameters": [_query("name", {"type": "string", "minLength": 1, "maxLength": 128}, "Exact name"),
-                                   _query("level", {"enum": list(LEVELS)}, "Exact level"),
-                                   _query("since", TIMESTAMP, "Inclusive, on occurred_at"),
-                                   _query("until", TIMESTAMP, "Exclusive, on occurred_at"), CURSOR, LIMIT],
+                    "parameters": parameters(schemas.EventListQuery),
                     "security": READ_SCOPE,
                     "responses": {**_ok(200, "A page of events", _ref("EventPage")), **READ_ERRORS}},
-            "post": {"summary": "Append a batch of 1-1000 events (all or nothing)", "operationId": "postEvents",
+            "post": {"summary": f"Append a batch of 1-{limits.MAX_BATCH} events (all or nothing)",
+                     "operationId": "postEvents",
                      "security": WRITE_SCOPE, "parameters": WRITE_HEADERS,
                      "requestBody": {"required": True, "content": _json(_ref("EventsIn"))},
                      "responses": {**RECEIPT, **WRITE_ERRORS}},
@@ -273,7 +272,7 @@ def _paths():
     }
 
 
-def document():
+def document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document."""
     return {
         "openapi": "3.1.0",

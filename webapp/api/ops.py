@@ -6,7 +6,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from webapp import jsonio, metrics
 from webapp.api.request import storage
-from webapp.api.responses import api_error, json_response
+from webapp.api.responses import json_response
+from webapp.http.errors import from_storage
 from webapp.storage.errors import StorageError
 from webapp.storage.services import Services
 
@@ -33,7 +34,7 @@ def readyz() -> Response:
     try:
         checks["mysql"] = _check_mysql(svc)
     except StorageError as err:
-        checks["mysql"] = api_error(err).code
+        checks["mysql"] = from_storage(err).code
     try:
         stats = svc.queue.stats(timeout=min(1.0, svc.settings.redis_timeout))
         # Full: Redis is at maxmemory with nothing it may evict; reads serve, writes get 503.
@@ -44,7 +45,7 @@ def readyz() -> Response:
         trouble = stats["trouble"]
         checks["drain"] = {"retrying": trouble is not None, **(trouble or {})}
     except StorageError as err:
-        checks["redis"] = api_error(err).code
+        checks["redis"] = from_storage(err).code
     down = [name for name in ("mysql", "redis") if checks[name] not in ("ok", "full")]
     if down:
         body = {"status": "unavailable", "down": down, "checks": checks}

@@ -1,23 +1,25 @@
-"""What comes in: this process's storage, the body (bounded, strict JSON), keys from paths, Idempotency-Key."""
-import hashlib
-from typing import Any
-
-from flask import current_app, request
+"""What comes in through Flask: this process's storage, the body (bounded), keys from paths, the write adapter."""
+from flask import Response, current_app, request
 from werkzeug.routing import BaseConverter
 
-from webapp import jsonio
-from webapp.api.schemas import key_or_error
-from webapp.errors import InvalidJSON, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from webapp.http.errors import PayloadTooLarge, UnsupportedMediaType
+from webapp.http.keys import KeyRing
+from webapp.http.paths import key_from_path
+from webapp.http.writes import WriteRequest, accept, json_media_type
 from webapp.storage.services import Services
 
 EXTENSION = "spillway"  # app.extensions[EXTENSION]: this process's Services
-ITEM_PATH = "/api/v1/items/"
-PEEKED = "spillway.peeked"  # set by webapp/server/fastpath.py: Redis was already asked, and missed
+KEYS = "spillway.keys"  # app.extensions[KEYS]: the KeyRing of API_KEYS
 
 
 def storage() -> Services:
     """This process's storage (connections made on first use)."""
-    return current_app.extensions[EXTENSION]
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+def key_ring() -> KeyRing:
+    """The API keys of this process."""
+    return current_app.extensions[KEYS]  # type: ignore[no-any-return]
 
 
 class AnyTextConverter(BaseConverter):
@@ -31,21 +33,8 @@ class AnyTextConverter(BaseConverter):
     part_isolating = False
 
 
-def key_from_path(path_info: str, prefix: str = ITEM_PATH) -> str:
-    """The item key after `prefix` in a WSGI PATH_INFO, decoded as strict UTF-8; 422 if invalid.
-
-    Flask's converter would turn invalid UTF-8 into U+FFFD and so name a
-    different key; keys are compared byte for byte, so decode it here.
-    """
-    try:
-        key = path_info.encode("latin-1")[len(prefix):].decode("utf-8")
-    except UnicodeError:
-        raise ValidationFailed(details=[{"path": "key", "message": "must be percent-encoded UTF-8"}]) from None
-    return key_or_error(key)
-
-
 def path_key() -> str:
-    """The item key of this request's path."""
+    """The item key of this request's path (strict UTF-8, checked); 422 otherwise."""
     return key_from_path(request.environ.get("PATH_INFO", ""))
 
 
@@ -68,35 +57,15 @@ def read_body(limit: int) -> bytes:
     return data
 
 
-def json_body() -> tuple[bytes, Any]:
-    """(raw bytes, parsed value) of a JSON request body; 415, 413 or 400 otherwise."""
-    if request.mimetype != "application/json":
+def json_body() -> bytes:
+    """The raw bytes of a JSON request body (decoded by webapp.http.schemas); 415 or 413 otherwise."""
+    if not json_media_type(request.content_type):
         raise UnsupportedMediaType()
-    charset = request.mimetype_params.get("charset", "utf-8").lower()
-    if charset not in ("utf-8", "utf8"):
-        raise UnsupportedMediaType("Send the body as UTF-8 JSON ('Content-Type: application/json').")
-    raw = read_body(current_app.config["MAX_CONTENT_LENGTH"])
-    try:
-        return raw, jsonio.loads(raw)
-    except jsonio.JSONError as err:
-        raise InvalidJSON(f"The body is not valid JSON: {err}.") from None
+    return read_body(current_app.config["MAX_CONTENT_LENGTH"])
 
 
-def idempotency(raw: bytes) -> dict[str, str]:
-    """Keyword arguments for WriteQueue.append from the Idempotency-Key header."""
-    header = request.headers.get("Idempotency-Key")
-    if header is None:
-        return {}
-    if not idempotency_key_ok(header):
-        raise ValidationFailed(details=[{"path": "Idempotency-Key", "message": "must be 1 to 255 characters"}])
-    return {"idempotency_key": header, "request_hash": request_digest(request.method, request.path, raw)}
-
-
-def idempotency_key_ok(header: str) -> bool:
-    """True for an Idempotency-Key header the API takes: 1 to 255 characters."""
-    return 1 <= len(header) <= 255
-
-
-def request_digest(method: str, path: str, raw: bytes) -> str:
-    """What an Idempotency-Key is bound to: the method, the path and the body."""
-    return hashlib.sha256(f"{method} {path}\n".encode() + raw).hexdigest()[:32]
+def write() -> Response:
+    """A write through Flask: the one write path (webapp/http/writes.py), answered as a Flask response."""
+    body = read_body(current_app.config["MAX_CONTENT_LENGTH"]) if request.method == "POST" else b""
+    answer = accept(WriteRequest.from_environ(request.environ, body), storage().queue, key_ring())
+    return Response(answer.body, status=answer.status, headers=answer.headers)

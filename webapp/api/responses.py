@@ -1,4 +1,4 @@
-"""What goes out: JSON responses, the 202 receipt, item JSON, and the one error shape.
+"""What goes out through Flask: JSON responses and the one error shape.
 
 init_app registers the handlers that turn API errors, storage errors,
 Werkzeug's HTTP errors and anything unexpected into
@@ -11,23 +11,13 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from webapp import clock, errors, jsonio
+from webapp import jsonio
+from webapp.http import errors
+from webapp.http.environ import REQUEST_ID
 from webapp.storage import errors as storage
-from webapp.storage.queue import Receipt
 
 log = logging.getLogger(__name__)
 
-# Storage errors as the API names them; the first matching class wins.
-_FROM_STORAGE: list[tuple[type[storage.StorageError], type[errors.APIError]]] = [
-    (storage.PoolTimeout, errors.PoolTimeout),
-    (storage.DatabaseUnavailable, errors.DatabaseUnavailable),
-    (storage.QueueUnavailable, errors.QueueUnavailable),
-    (storage.RedisUnavailable, errors.CacheUnavailable),
-    (storage.ReplicationTimeout, errors.ReplicationTimeout),
-    (storage.IdempotencyConflict, errors.Conflict),
-    (storage.RateLimited, errors.RateLimited),
-    (storage.Backpressure, errors.Backpressure),
-]
 _HTTP: dict[int, type[errors.APIError]] = {404: errors.NotFound, 405: errors.MethodNotAllowed,
                                            413: errors.PayloadTooLarge, 415: errors.UnsupportedMediaType}
 
@@ -37,25 +27,6 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     if not isinstance(body, (str, bytes)):
         body = jsonio.encode(body)
     return Response(body, status=status, headers=headers, content_type="application/json")
-
-
-def accepted(receipt: Receipt) -> Response:
-    """202 with the write's receipt and its status URL in Location."""
-    return json_response(receipt.as_dict(), 202, {"Location": receipt.status_url})
-
-
-def item_json(key: str, data: str, version: int, updated_us: int) -> str:
-    """One item as JSON text, with `data` (already JSON) spliced in, not re-encoded."""
-    return (f'{{"key":{jsonio.dumps(key)},"data":{data},"version":{version},'
-            f'"updated_at":"{clock.to_rfc3339(updated_us)}"}}')
-
-
-def api_error(err: storage.StorageError) -> errors.APIError:
-    """The API error a storage error answers as."""
-    for kind, api_kind in _FROM_STORAGE:
-        if isinstance(err, kind):
-            return api_kind(retry_after=err.retry_after)
-    return errors.APIError()
 
 
 def error_response(err: errors.APIError) -> Response:
@@ -73,7 +44,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(storage.StorageError)
     def handle_storage_error(err: storage.StorageError) -> Response:
-        return error_response(api_error(err))
+        return error_response(errors.from_storage(err))
 
     @app.errorhandler(HTTPException)
     def handle_http_error(err: HTTPException) -> Response:
@@ -93,5 +64,5 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def handle_unexpected(err: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path,
-                      extra={"fields": {"request_id": request.environ.get("spillway.request_id")}})
+                      extra={"fields": {"request_id": request.environ.get(REQUEST_ID)}})
         return error_response(errors.APIError())

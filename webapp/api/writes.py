@@ -3,11 +3,11 @@ import re
 
 from flask import Blueprint, Response
 
-from webapp import clock
 from webapp.api.auth import require_read_key
 from webapp.api.request import storage
 from webapp.api.responses import json_response
-from webapp.errors import NotFound
+from webapp.http.errors import NotFound
+from webapp.http.render import write_status
 
 bp = Blueprint("writes", __name__, url_prefix="/api/v1/writes")
 WRITE_ID = re.compile(r"^w_[0-9a-f]{26}$")
@@ -20,14 +20,4 @@ def get_write(write_id: str) -> Response:
     stored = storage().queue.receipt(write_id) if WRITE_ID.match(write_id) else None
     if stored is None:
         raise NotFound("No write with this id (receipts are kept for 24 hours).")
-    persisted_at = stored.get("persisted_at")
-    return json_response({
-        "write_id": write_id,
-        "kind": stored["kind"],
-        "status": stored["status"],
-        "accepted": int(stored["accepted"]),
-        "persisted": int(stored["persisted"]),
-        "dead": int(stored["dead"]),
-        "accepted_at": clock.to_rfc3339(int(stored["accepted_at"])),
-        "persisted_at": clock.to_rfc3339(int(persisted_at)) if persisted_at else None,
-    })
+    return json_response(write_status(write_id, stored))

@@ -16,7 +16,7 @@ at 2,000 connections).
 import threading
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 
 class FifoSlots:
@@ -66,13 +66,13 @@ class FifoSlots:
 class AdmissionControl:
     """WSGI middleware: at most `limit` requests in the app at once (health checks excepted)."""
 
-    def __init__(self, app: Any, limit: int, exempt: tuple[str, ...] = ("/healthz",)) -> None:
+    def __init__(self, app: WSGIApplication, limit: int, exempt: tuple[str, ...] = ("/healthz",)) -> None:
         self.app = app
         self.limit = limit
         self.exempt = frozenset(exempt)
         self._slots = FifoSlots(limit)
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") in self.exempt:
             return self.app(environ, start_response)
         with self._slots:

@@ -11,10 +11,11 @@ stalled upload holds only its own greenlet and socket.
 import io
 from collections.abc import Iterable
 from typing import Any
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import gevent
 
-from webapp.errors import APIError, PayloadTooLarge, RequestTimeout
+from webapp.http.errors import APIError, PayloadTooLarge, RequestTimeout
 from webapp.server.respond import error
 
 CHUNK = 64 * 1024
@@ -23,12 +24,12 @@ CHUNK = 64 * 1024
 class BodyReader:
     """WSGI middleware: buffer the request body (bounded in size and time) before the app sees it."""
 
-    def __init__(self, app: Any, limit: int, timeout: float) -> None:
+    def __init__(self, app: WSGIApplication, limit: int, timeout: float) -> None:
         self.app = app
         self.limit = limit
         self.timeout = timeout
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         length = environ.get("CONTENT_LENGTH") or ""
         chunked = environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
         if not chunked and length in ("", "0"):

@@ -127,5 +127,5 @@ class CoalescingRedis(redis.Redis):
         """Send one command through the coalescer; parse its reply as redis-py would."""
         reply = self._coalescer.execute(*args, timeout=self._timeout)
         options.pop("keys", None)
-        callback = self.response_callbacks.get(args[0])
+        callback = self.response_callbacks.get(args[0])  # type: ignore[no-untyped-call]
         return callback(reply, **options) if callback else reply

@@ -10,11 +10,14 @@ the view does not ask Redis a second time.
 """
 from collections.abc import Iterable
 from typing import Any
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from webapp import jsonio
-from webapp.api.request import ITEM_PATH, PEEKED, key_from_path
-from webapp.api.responses import item_json
-from webapp.errors import ERROR_CODE, APIError, ItemNotFound
+from webapp.http.environ import ERROR_CODE, PEEKED
+from webapp.http.errors import APIError, ItemNotFound
+from webapp.http.limits import ITEM_PREFIX
+from webapp.http.paths import key_from_path
+from webapp.http.render import item_json
 from webapp.storage.cache import CACHE_HIT, ItemCache
 from webapp.storage.errors import StorageError
 
@@ -24,16 +27,16 @@ _JSON = "application/json"
 class ItemFastPath:
     """WSGI middleware: answer cached item reads, pass everything else through."""
 
-    def __init__(self, app: Any, cache: ItemCache, enabled: bool = True) -> None:
+    def __init__(self, app: WSGIApplication, cache: ItemCache, enabled: bool = True) -> None:
         self.app = app
         self.cache = cache
         self.enabled = enabled
         self.not_found = jsonio.encode(ItemNotFound().body())
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if (self.enabled and environ["REQUEST_METHOD"] == "GET" and not environ.get("QUERY_STRING")
-                and path.startswith(ITEM_PATH)):
+                and path.startswith(ITEM_PREFIX)):
             answer = self._from_cache(path, environ)
             if answer is not None:
                 status, body = answer

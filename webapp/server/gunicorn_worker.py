@@ -38,13 +38,13 @@ def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None
     util.write_nonblock(sock, head + body)
 
 
-class BatchAcceptServer(StreamServer):
+class BatchAcceptServer(StreamServer):  # type: ignore[misc]  # gunicorn and gevent are untyped
     """A StreamServer whose max_accept stays ACCEPT_BATCH (gunicorn's run() sets 1)."""
 
     max_accept = property(lambda self: ACCEPT_BATCH, lambda self, value: None)
 
 
-class OneSendResponse(wsgi.Response):
+class OneSendResponse(wsgi.Response):  # type: ignore[misc]  # gunicorn and gevent are untyped
     """gunicorn's response, putting its head and its body on the wire in one send.
 
     gunicorn sends a response's head, then its body: two system calls, and under
@@ -86,7 +86,7 @@ _date: list[Any] = [None, ""]  # the last second formatted for the Date header, 
 def http_date(timestamp: float | None = None) -> str:
     """gunicorn's Date header, formatted once a second instead of once a response (1.7% of a cached GET)."""
     if timestamp is not None:
-        return _gunicorn_http_date(timestamp)
+        return str(_gunicorn_http_date(timestamp))
     now = int(time.time())
     if _date[0] != now:
         _date[0], _date[1] = now, _gunicorn_http_date(now)
@@ -96,7 +96,7 @@ def http_date(timestamp: float | None = None) -> str:
 _gunicorn_http_date = util.http_date
 
 
-class GeventWorker(ggevent.GeventWorker):
+class GeventWorker(ggevent.GeventWorker):  # type: ignore[misc]  # gunicorn and gevent are untyped
     """gunicorn's gevent worker with batched accepts and one send per response (worker_class in gunicorn.conf.py)."""
 
     def run(self) -> None:
@@ -108,7 +108,7 @@ class GeventWorker(ggevent.GeventWorker):
         super().run()
 
 
-class Logger(glogging.Logger):
+class Logger(glogging.Logger):  # type: ignore[misc]  # gunicorn and gevent are untyped
     """gunicorn's logger with its access log off (logger_class in gunicorn.conf.py).
 
     The app writes one JSON line per request itself (webapp/server/observe.py).

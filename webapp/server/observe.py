@@ -9,11 +9,11 @@ import re
 import time
 from collections.abc import Iterable
 from typing import Any
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from webapp import jsonio, metrics
-from webapp.errors import ERROR_CODE
+from webapp.http.environ import ERROR_CODE, FORCE_CLOSE, REQUEST_ID
 from webapp.logs import request_lines, timestamp
-from webapp.server.respond import FORCE_CLOSE
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Any upper-case word is a method to gunicorn; a label per made-up method grew /metrics
@@ -36,16 +36,16 @@ def route_of(path: str) -> str:
 class Observe:
     """WSGI middleware: request id, JSON request log line, request metrics."""
 
-    def __init__(self, app: Any, log_requests: bool = True) -> None:
+    def __init__(self, app: WSGIApplication, log_requests: bool = True) -> None:
         self.app = app
         self.log_requests = log_requests
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
         request_id = environ.get("HTTP_X_REQUEST_ID", "")
         if not _SANE_ID.match(request_id):
             request_id = os.urandom(8).hex()
-        environ["spillway.request_id"] = request_id
+        environ[REQUEST_ID] = request_id
         # gunicorn's start_response is a method of its Response, which can close the connection.
         environ[FORCE_CLOSE] = getattr(getattr(start_response, "__self__", None), "force_close", None)
         answered: list[str] = []

@@ -4,11 +4,11 @@ from http import HTTPStatus
 from typing import Any
 
 from webapp import jsonio
-from webapp.errors import ERROR_CODE, APIError
+from webapp.http.environ import ERROR_CODE, FORCE_CLOSE
+from webapp.http.errors import APIError
 
 # gunicorn decides itself whether a connection stays open and ignores a Connection header
-# from the app; Observe leaves the response's force_close() here for the layers below it.
-FORCE_CLOSE = "spillway.force_close"
+# from the app; Observe leaves the response's force_close() under FORCE_CLOSE for the layers below it.
 
 
 def error(environ: dict[str, Any], start_response: Any, err: APIError) -> Iterable[bytes]:

@@ -11,10 +11,13 @@ from typing import Any
 
 import redis
 
+from webapp.config import Settings
 from webapp.storage import keys
+from webapp.storage.bounds import Timebox, no_timebox
+from webapp.storage.errors import CacheUnavailable, QueueUnavailable
 from webapp.storage.mysql import Database
 from webapp.storage.records import Item, pack
-from webapp.storage.redis_client import load_script
+from webapp.storage.redis_client import bounded, guarded, load_script
 from webapp.storage.sql import deadletters as sql
 from webapp.storage.sql.deadletters import DeadLetter, Filter
 
@@ -24,9 +27,11 @@ BATCH = 500
 class DeadLetters:
     """The dead-letter store (MySQL) and the queue's unreadable entries (Redis)."""
 
-    def __init__(self, db: Database, client: redis.Redis) -> None:
+    def __init__(self, db: Database, client: redis.Redis, settings: Settings, timebox: Timebox = no_timebox) -> None:
         self.db = db
         self.redis = client
+        self.settings = settings
+        self.timebox = timebox
         self._redrive = load_script(client, "redrive")
 
     def find(self, selection: Filter, after_id: int | None = None, limit: int = 100) -> list[DeadLetter]:
@@ -58,7 +63,9 @@ class DeadLetters:
                 size = len(blob) * (2 if isinstance(record, Item) else 1)
                 args += [letter.write_id, letter.kind, letter.version, letter.accepted_us or letter.failed_us,
                          blob, size]
-            self._redrive(keys=[keys.STREAM, keys.DEPTH, keys.BYTES, keys.STATS, keys.REDRIVE_INFLIGHT], args=args)
+            with bounded(QueueUnavailable, self.timebox, self.settings.redis_timeout):
+                self._redrive(keys=[keys.STREAM, keys.DEPTH, keys.BYTES, keys.STATS, keys.REDRIVE_INFLIGHT],
+                              args=args)
             with self.db.connection() as con:  # after the queue has them: a crash in between redrives twice, harmlessly
                 sql.delete(con, [letter.id for letter in batch])
             done += len(batch)
@@ -74,9 +81,11 @@ class DeadLetters:
             with self.db.connection() as con:
                 done += sql.delete(con, [letter.id for letter in batch])
         if done:
-            self.redis.hincrby(keys.STATS, "dead_letters_purged", done)
+            with bounded(CacheUnavailable, self.timebox, self.settings.redis_timeout):
+                self.redis.hincrby(keys.STATS, "dead_letters_purged", done)
         return done
 
+    @guarded(CacheUnavailable)
     def unreadable(self, after: str = "-", limit: int = 100) -> list[dict[str, Any]]:
         """Queue entries the drain could not read, with the reason, oldest first."""
         start = after if after == "-" else f"({after}"
@@ -88,6 +97,7 @@ class DeadLetters:
                  "records": json.dumps(fields.get(b"r", b"").decode(errors="replace"))}
                 for entry_id, fields in entries]
 
+    @guarded(CacheUnavailable)
     def purge_unreadable(self, ids: list[str] | None = None) -> int:
         """Delete these unreadable entries (all of them with ids None); return how many."""
         if ids is None:

@@ -23,6 +23,10 @@ class DatabaseUnavailable(Unavailable):
     """MySQL is down, hung, or refusing us."""
 
 
+class WriteDeferred(Unavailable):
+    """MySQL could not take a batch for a reason of its own (a server error); it stays queued, retried later."""
+
+
 class PoolTimeout(Unavailable):
     """No pooled MySQL connection came free in time."""
 

@@ -17,7 +17,7 @@ an argument), so this module is the one place that names them:
   item:<key>          an item's cache entry (below)
   lock:<key>          the cross-process loader lock of an item
   drain:alive         sorted set: drain consumer -> last heartbeat (ms)
-  drain:slot:<n>      lease of drain slot n (tasks/leases.py)
+  drain:slot:<n>      lease of drain slot n (leases.py)
   drain:stopping      sorted set: Celery worker that is shutting down -> until when (ms)
   drain:trouble       the server error a batch is waiting out (error, since_ms, at_ms)
   drain:rate          records/s the drains persisted lately (for backpressure's Retry-After)

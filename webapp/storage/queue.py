@@ -49,21 +49,11 @@ def new_write_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """What a 202 answers: the write's id, how many records it queued, where to ask about it."""
+    """An accepted write: its id, how many records it queued, and what its acceptance promises."""
 
     write_id: str
     accepted: int
     durability: str = "aof"
-
-    @property
-    def status_url(self) -> str:
-        """Where the write's status is read."""
-        return f"/api/v1/writes/{self.write_id}"
-
-    def as_dict(self) -> dict[str, Any]:
-        """The 202 body."""
-        return {"write_id": self.write_id, "accepted": self.accepted, "status_url": self.status_url,
-                "durability": self.durability}
 
 
 class WriteQueue:
@@ -150,7 +140,7 @@ class WriteQueue:
         if group_commit is None:
             pipe = self.redis.pipeline(transaction=False)
             self._accept(keys=script_keys, args=args, client=pipe)
-            pipe.execute_command("WAIT", s.write_min_replicas, timeout_ms)
+            pipe.execute_command("WAIT", s.write_min_replicas, timeout_ms)  # type: ignore[no-untyped-call]
             reply, acked = pipe.execute()
             return reply, int(acked)
         command = ("EVALSHA", self._accept.sha, len(script_keys), *script_keys, *args)

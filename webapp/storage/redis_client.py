@@ -6,16 +6,19 @@ restart fails at once and is retried once; a timeout is not retried, so a
 caller waits at most REDIS_TIMEOUT. The web passes its own client class (the
 coalescer in webapp/server/coalesce.py); everything here works with either.
 
+redis-py's Sentinel classes are untyped: their calls here say so (no-untyped-call).
+
 With Sentinel (REDIS_SENTINELS, or a redis+sentinel:// URL) every new
 connection asks the Sentinels where the primary is, so a failover is followed
 without a restart; during the election calls fail fast (MasterNotFoundError,
 a ConnectionError: 503 with Retry-After).
 """
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -41,8 +44,8 @@ class PrimaryConnection(SentinelManagedConnection):
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         if not self._sock:
-            self.connect()  # through Sentinel
-        super().send_packed_command(command, check_health)
+            self.connect()  # type: ignore[no-untyped-call]  # through Sentinel
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
 
 
 class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
@@ -63,7 +66,7 @@ def _pool_kwargs(settings: Settings, pool_size: int | None) -> dict[str, Any]:
 def sentinel(settings: Settings, target: RedisTarget) -> Sentinel:
     """The Sentinels of `target`: short timeouts and no retries of their own, so an election fails fast."""
     quick = min(0.5, settings.redis_timeout)
-    return Sentinel(list(target.sentinels), sentinel_kwargs={
+    return Sentinel(list(target.sentinels), sentinel_kwargs={  # type: ignore[no-untyped-call]
         "password": target.sentinel_password or None, "socket_timeout": quick, "socket_connect_timeout": quick,
         "retry": Retry(NoBackoff(), 0)})
 
@@ -82,9 +85,10 @@ def connect(settings: Settings, *, blocking: bool, pool_size: int | None = None,
         kwargs.update(password=target.password or None, db=target.db, connection_class=PrimaryConnection)
         manager = sentinel(settings, target)
         if blocking:
-            pool = BlockingSentinelPool(target.service, manager, timeout=settings.redis_timeout, **kwargs)
+            pool = BlockingSentinelPool(  # type: ignore[no-untyped-call]
+                target.service, manager, timeout=settings.redis_timeout, **kwargs)
         else:
-            pool = SentinelConnectionPool(target.service, manager, **kwargs)
+            pool = SentinelConnectionPool(target.service, manager, **kwargs)  # type: ignore[no-untyped-call]
     elif blocking:
         pool = redis.BlockingConnectionPool.from_url(target.url, timeout=settings.redis_timeout, **kwargs)
     else:
@@ -99,8 +103,9 @@ def connect_replica(settings: Settings) -> redis.Redis | None:
         return None
     kwargs = _pool_kwargs(settings, 8)
     kwargs.pop("max_connections")
-    return sentinel(settings, target).slave_for(target.service, password=target.password or None, db=target.db,
-                                                **kwargs)
+    replica: redis.Redis = sentinel(settings, target).slave_for(  # type: ignore[no-untyped-call]
+        target.service, password=target.password or None, db=target.db, **kwargs)
+    return replica
 
 
 def load_script(client: redis.Redis, name: str) -> Script:
@@ -126,6 +131,35 @@ def is_unavailable(err: Exception) -> bool:
         return False
     code = getattr(err, "status_code", None) or str(err).split(" ", 1)[0]
     return code in UNAVAILABLE_REPLIES  # the whole first word: BUSYGROUP is not BUSY
+
+
+class _Bounded(Protocol):
+    """What a guarded method's object has: settings (REDIS_TIMEOUT) and its process's time box."""
+
+    settings: Settings
+    timebox: Timebox
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound=_Bounded)
+
+
+Method = Callable[Concatenate[S, P], R]
+
+
+def guarded(error: type[RedisUnavailable]) -> Callable[[Method[S, P, R]], Method[S, P, R]]:
+    """Decorator: the method's Redis calls are bounded, and "not now" failures raise `error` (a storage error)."""
+
+    def wrap(method: Method[S, P, R]) -> Method[S, P, R]:
+        def call(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            with bounded(error, self.timebox, self.settings.redis_timeout):
+                return method(self, *args, **kwargs)
+
+        functools.update_wrapper(call, method)
+        return call
+
+    return wrap
 
 
 @contextmanager

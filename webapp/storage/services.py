@@ -15,15 +15,19 @@ from webapp.storage import redis_client
 from webapp.storage.bounds import Timebox, no_timebox
 from webapp.storage.cache import ItemCache
 from webapp.storage.deadletters import DeadLetters
+from webapp.storage.housekeeping import Housekeeping
+from webapp.storage.leases import Leases
 from webapp.storage.mysql import Database, Reads
 from webapp.storage.queue import WriteQueue
+from webapp.storage.retention import Retention
 from webapp.storage.stream import Stream
 
 
 class Services:
     """Per-process storage for the web app (role "web") or a drain worker (role "worker")."""
 
-    _MADE_ON_USE = ("redis", "redis_replica", "db", "replica", "reads", "cache", "queue", "stream", "dead_letters")
+    _MADE_ON_USE = ("redis", "redis_replica", "db", "replica", "reads", "cache", "queue", "stream", "leases",
+                    "housekeeping", "retention", "dead_letters")
 
     def __init__(self, settings: Settings, role: str = "web", redis_class: type[Redis] = Redis,
                  timebox: Timebox = no_timebox) -> None:
@@ -82,12 +86,27 @@ class Services:
     @cached_property
     def stream(self) -> Stream:
         """The write queue, drain side: read, claim, acknowledge."""
-        return Stream(self.redis, self.settings)
+        return Stream(self.redis, self.settings, self.timebox)
+
+    @cached_property
+    def leases(self) -> Leases:
+        """The drain's slot leases, heartbeats and flags."""
+        return Leases(self.redis, self.settings, self.timebox)
+
+    @cached_property
+    def housekeeping(self) -> Housekeeping:
+        """Receipts and idempotency keys past their time; the retention lease."""
+        return Housekeeping(self.redis, self.settings, self.timebox)
+
+    @cached_property
+    def retention(self) -> Retention:
+        """Purging rows past their retention days."""
+        return Retention(self.db, self.redis, self.stream, self.settings, self.timebox)
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
         """Records MySQL rejected: list, redrive, purge."""
-        return DeadLetters(self.db, self.redis)
+        return DeadLetters(self.db, self.redis, self.settings, self.timebox)
 
     def close(self) -> None:
         """Close pools and clients (at process exit)."""

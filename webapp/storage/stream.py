@@ -16,9 +16,11 @@ import redis
 
 from webapp.config import Settings
 from webapp.storage import keys
+from webapp.storage.bounds import Timebox, no_timebox
 from webapp.storage.cache import jittered_ms
+from webapp.storage.errors import QueueUnavailable
 from webapp.storage.records import Item, Queued, Record, unpack
-from webapp.storage.redis_client import load_script
+from webapp.storage.redis_client import guarded, load_script
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +87,15 @@ class Entry:
 class Stream:
     """The drain's consumer-group view of the queue."""
 
-    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings, timebox: Timebox = no_timebox) -> None:
         self.redis = client
         self.settings = settings
+        self.timebox = timebox
         self._ack = load_script(client, "ack")
         self._prune = load_script(client, "prune")
         self._claim_from = "0-0"  # where XAUTOCLAIM goes on from, across calls
 
+    @guarded(QueueUnavailable)
     def backlog(self) -> "Backlog":
         """The queue at a glance, in one round trip (for the drain's pace and its pauses)."""
         now_ms = int(time.time() * 1000)
@@ -105,6 +109,7 @@ class Stream:
         return Backlog(int(depth or 0), head_age_s(first, now_ms), int(accepted or 0), int(alive),
                        sum(int(v or 0) for v in done))
 
+    @guarded(QueueUnavailable)
     def ensure_group(self) -> None:
         """Create the consumer group (from the Stream's start, so nothing queued is skipped).
 
@@ -144,6 +149,7 @@ class Stream:
                 self.set_aside(entry_id, fields, f"{type(err).__name__}: {err}")
         return entries
 
+    @guarded(QueueUnavailable)
     def set_aside(self, entry_id: bytes, fields: dict[bytes, bytes], reason: str) -> None:
         """Move an unreadable entry to queue:unreadable, acknowledge it, mark its receipt dead.
 
@@ -166,14 +172,17 @@ class Stream:
                         kind, size, int(fields.get(b"d") == b"1"), fields.get(b"v", b"0"), len(drop) // 3,
                         *drop])
 
+    @guarded(QueueUnavailable)
     def read_own_pending(self, consumer: str, count: int) -> list[Entry]:
         """Entries delivered to this consumer earlier and not yet acknowledged."""
         return self._read(consumer, "0", count)
 
+    @guarded(QueueUnavailable)
     def read_new(self, consumer: str, count: int, block_ms: int) -> list[Entry]:
         """New entries, waiting up to block_ms for the first one."""
         return self._read(consumer, ">", count, block_ms or None)
 
+    @guarded(QueueUnavailable)
     def claim_stale(self, consumer: str, count: int) -> list[Entry]:
         """Take over entries another consumer has held longer than WRITE_CLAIM_IDLE."""
         idle_ms = int(self.settings.write_claim_idle * 1000)
@@ -191,11 +200,13 @@ class Stream:
         self._claim_from = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
         return self._parsed((i, f) for i, f in reply[1] if f)
 
+    @guarded(QueueUnavailable)
     def forget_idle_consumers(self, idle_s: float) -> list[str]:
         """Delete consumers that hold nothing and were idle for idle_s (lua/prune.lua); return their names."""
         gone = self._prune(keys=[keys.STREAM], args=[keys.GROUP, int(idle_s * 1000)])
         return [name.decode() for name in gone]
 
+    @guarded(QueueUnavailable)
     def ack(self, entries: list[Entry], dead_versions: frozenset[int] = frozenset(),
             stats: dict[str, int] | None = None) -> int:
         """Acknowledge entries after COMMIT; return how many this call acknowledged.
@@ -224,6 +235,7 @@ class Stream:
         return int(self._ack(keys=ACK_KEYS,
                              args=args))
 
+    @guarded(QueueUnavailable)
     def oldest_version(self) -> int | None:
         """The lowest version a queued record still has (the head's, or a redriven one's), or None if none."""
         pipe = self.redis.pipeline(transaction=False)

@@ -1,12 +1,15 @@
 """The API's error vocabulary: status, snake_case code, a sentence for people, Retry-After.
 
-No Flask here: views and the layers below Flask raise these; webapp/api/responses.py
-turns them (and storage errors, and Werkzeug's) into the one JSON error shape.
+No Flask here: views and the layers below Flask raise these, and from_storage()
+names a storage error in the API's terms; webapp/api/responses.py and
+webapp/server/respond.py turn them into the one JSON error shape.
 """
 from typing import Any
 
-# Where a request's error code is left in the WSGI environ, for its log line.
-ERROR_CODE = "spillway.error"
+from webapp.http.environ import ERROR_CODE
+from webapp.storage import errors as storage
+
+__all__ = ["ERROR_CODE"]  # re-exported: error answers leave their code here
 
 
 class APIError(Exception):
@@ -129,3 +132,25 @@ class ItemNotFound(NotFound):
     """404 for an item key."""
 
     message = "No item has this key."
+
+
+# Storage errors as the API names them; the first matching class wins.
+_FROM_STORAGE: tuple[tuple[type[storage.StorageError], type[APIError]], ...] = (
+    (storage.PoolTimeout, PoolTimeout),
+    (storage.DatabaseUnavailable, DatabaseUnavailable),
+    (storage.QueueUnavailable, QueueUnavailable),
+    (storage.RedisUnavailable, CacheUnavailable),
+    (storage.ReplicationTimeout, ReplicationTimeout),
+    (storage.IdempotencyConflict, Conflict),
+    (storage.RateLimited, RateLimited),
+    (storage.Backpressure, Backpressure),
+    (storage.Unavailable, ServiceUnavailable),
+)
+
+
+def from_storage(err: storage.StorageError) -> APIError:
+    """The API error a storage error answers as (a 500 for one the API has no name for)."""
+    for kind, api_kind in _FROM_STORAGE:
+        if isinstance(err, kind):
+            return api_kind(retry_after=err.retry_after)
+    return APIError()

@@ -15,8 +15,11 @@ from typing import Any
 
 import redis
 
+from webapp.config import Settings
 from webapp.storage import keys
-from webapp.storage.redis_client import load_script
+from webapp.storage.bounds import Timebox, no_timebox
+from webapp.storage.errors import RedisUnavailable
+from webapp.storage.redis_client import guarded, load_script
 
 QUEUED_LEASE = 60.0  # a slot reserved for a task not yet started
 RUNNING_LEASE = 20.0  # renewed between batches while a task runs
@@ -40,10 +43,13 @@ def worker_name(pid: int | None = None) -> str:
 class Leases:
     """Slot leases and liveness of the drain, kept in Redis."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings, timebox: Timebox = no_timebox) -> None:
         self.redis = client
+        self.settings = settings
+        self.timebox = timebox
         self._script = load_script(client, "slots")
 
+    @guarded(RedisUnavailable)
     def _call(self, *args: Any) -> Any:
         return self._script(keys=[keys.SLOTS, keys.ALIVE], args=list(args))
 

@@ -6,14 +6,14 @@ MySQL rejecting a record's own data (DATA_ERRORS) sends it to dead_letters; the
 batch is split in halves until that record is alone, and the rest is written.
 Every other error is the server's (a killed query, a statement or lock timeout,
 a full table or disk, a read-only server, a lost connection, anything unknown):
-it raises Transient, the batch stays queued and is retried with backoff.
+it raises WriteDeferred, the batch stays queued and is retried with backoff.
 """
 import logging
 from collections.abc import Sequence
 
 import pymysql
 
-from webapp.storage.errors import Unavailable
+from webapp.storage.errors import Unavailable, WriteDeferred
 from webapp.storage.mysql import Database, is_connection_error
 from webapp.storage.records import Item, Queued
 from webapp.storage.sql import deadletters
@@ -38,10 +38,6 @@ DATA_ERRORS = {
     3819,  # ER_CHECK_CONSTRAINT_VIOLATED (MySQL)
     4025,  # ER_CONSTRAINT_FAILED: a CHECK constraint (MariaDB)
 }
-
-
-class Transient(Exception):
-    """MySQL cannot take the batch now; it stays queued and is retried."""
 
 
 def write(db: Database, records: Sequence[Queued], dead: Sequence[deadletters.Row] = ()) -> None:
@@ -82,7 +78,7 @@ def apply(db: Database, records: Sequence[Queued], dead: dict[int, str]) -> None
         return
     except (pymysql.err.Error, Unavailable) as err:
         if not is_data_error(err):
-            raise Transient(describe(err)) from err
+            raise WriteDeferred(describe(err)) from err
         failure = err
     if len(records) > 1:
         middle = len(records) // 2
@@ -94,7 +90,7 @@ def apply(db: Database, records: Sequence[Queued], dead: dict[int, str]) -> None
     try:
         write(db, [], dead=[deadletters.row(record, reason)])
     except (pymysql.err.Error, Unavailable) as err:
-        raise Transient(f"cannot store a dead letter: {describe(err)}") from err
+        raise WriteDeferred(f"cannot store a dead letter: {describe(err)}") from err
     log.error("dead-lettered record %s of write %s: %s", record.version, record.write_id, reason)
     dead[record.version] = reason
 
