@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 N ?= 410000
 
-.PHONY: help run run-ha test check status seed warm bench sysdeps venv clean
+.PHONY: help run run-ha test check status seed warm bench soak sysdeps venv clean
 
 help:
 	@echo "make run         start MariaDB, Redis, web, worker and Flower (Ctrl-C stops all)"
@@ -19,6 +19,7 @@ help:
 	@echo "make seed N=...  load N demo items into the stack's MySQL (default $(N))"
 	@echo "make warm        load every item from MySQL into the Redis cache"
 	@echo "make bench       the load bench; writes bench/report.md and charts"
+	@echo "make soak        a day of traffic in SOAK_MINUTES (default 30); writes bench/soak.md and charts"
 	@echo "make clean       remove var/ (private servers' data, logs) and the virtualenv"
 
 run: sysdeps venv
@@ -51,6 +52,10 @@ bench: SYSDEPS = wrk
 bench: sysdeps venv
 	@$(PY) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
 	$(PY) -m bench.run
+
+soak: sysdeps venv
+	@$(PY) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
+	$(PY) -m bench.soak
 
 # the Debian packages every target needs, plus those of $(SYSDEPS) (set per target above)
 sysdeps:

@@ -24,8 +24,9 @@ from webapp.config import ConfigError, load_settings, masked
 from webapp.metrics import LAG_BUCKETS_MS, lag_counts, lag_quantile
 from webapp.storage import keys
 from webapp.storage.mysql import connect_kwargs
-from webapp.storage.queue import WriteQueue
+from webapp.storage.queue import IDEMPOTENCY_KEY_BYTES, WriteQueue
 from webapp.storage.redis_client import connect
+from webapp.storage.startup import memory_budget
 
 BIN = Path(sys.executable).parent
 WINDOW = 2.0  # seconds over which the drain rate and the recent lag are measured
@@ -94,6 +95,27 @@ def supervisor_status(var_dir):
     return True, lines
 
 
+def accepted(counters):
+    """Writes accepted so far (the drain's counters count records; receipts and keys are per write)."""
+    return counters.get("accepted_writes", 0)
+
+
+def budget_lines(settings, stats, writes_per_s):
+    """What a write leaves in Redis, as the formula docs/operations.md states, with today's figures."""
+    budget = memory_budget(settings, stats["memory"]["max"])
+    held = stats["idempotency_keys"] * IDEMPOTENCY_KEY_BYTES
+    projected = IDEMPOTENCY_KEY_BYTES * writes_per_s * settings.idempotency_cache_s
+    return [
+        f"  redis budget  queued writes {human_bytes(stats['bytes'])} of {human_bytes(budget['queue'])} "
+        "(WRITE_QUEUE_HIGH_WATER_BYTES; receipts included, in MySQL once persisted)",
+        f"                Idempotency-Keys {stats['idempotency_keys']} x {IDEMPOTENCY_KEY_BYTES} B = "
+        f"{human_bytes(held)} of {human_bytes(budget['idempotency'])}; at {writes_per_s:.0f} writes/s x "
+        f"{settings.idempotency_cache_s:g} s (IDEMPOTENCY_CACHE_S) that is {human_bytes(projected)}"
+        + (" (over budget: the oldest go first, MySQL still stops duplicates)"
+           if projected > budget["idempotency"] else ""),
+    ]
+
+
 def report(settings, window=WINDOW, say=print):
     """Print the status; return the exit status."""
     var_dir = Path(settings.var_dir).resolve()
@@ -136,6 +158,8 @@ def report(settings, window=WINDOW, say=print):
         memory = stats["memory"]
         say(f"  redis memory  {human_bytes(memory['used'])} used of "
             + (human_bytes(memory["max"]) if memory["max"] else "no maxmemory") + (" (FULL)" if memory["full"] else ""))
+        for line in budget_lines(settings, stats, (accepted(after) - accepted(before)) / took):
+            say(line)
     try:
         con = pymysql.connect(**connect_kwargs(settings.mysql_url, settings, 10))
         try:

@@ -10,7 +10,8 @@ the next tick anywhere starts a new task.
 
 One batch. Entries are read from the Stream with XREADGROUP (up to
 WRITE_BATCH_MAX records, or whatever arrived within WRITE_FLUSH_INTERVAL),
-written in one transaction (writer.py), and only after COMMIT acknowledged.
+persisted in one transaction with their receipts (storage/writer.py), and only
+after COMMIT acknowledged.
 Entries a dead worker held are taken over (XAUTOCLAIM) once idle for
 WRITE_CLAIM_IDLE. If MySQL is away or refuses the batch for a reason of its
 own, the batch is retried with backoff, stays unacknowledged, and the trouble
@@ -45,7 +46,7 @@ from webapp.storage.leases import QUEUED_LEASE, RUNNING_LEASE, worker_name
 from webapp.storage.records import Item
 from webapp.storage.services import Services
 from webapp.storage.stream import Backlog, Entry
-from webapp.storage.writer import apply
+from webapp.storage.writer import persist
 
 log = logging.getLogger(__name__)
 
@@ -196,9 +197,8 @@ class Drainer:
         started = time.monotonic()
         pause = pacing.FIRST_BACKOFF_S
         while True:
-            dead: dict[int, str] = {}
             try:
-                apply(self.svc.db, records, dead)
+                done = persist(self.svc.db, batch)
                 break
             except WriteDeferred as err:
                 self.result["retries"] += 1
@@ -216,9 +216,11 @@ class Drainer:
                 pause = pacing.next_backoff(pause)
                 if not self.alive():
                     return False
+        dead, duplicates = done.dead, done.duplicates
         now = now_us()
-        items = sum(1 for q in records if isinstance(q.record, Item) and q.version not in dead)
-        rows = len(records) - len(dead)
+        written = [q for q in records if q.version not in dead and q.write_id not in duplicates]
+        items = sum(1 for q in written if isinstance(q.record, Item))
+        rows = len(written)
         lags = [(now - q.accepted_us) // 1000 for q in records]
         stats = {"batches": 1, "batch_records": len(records),
                  f"batch_size_le_{bucket(len(records), BATCH_BUCKETS)}": 1,
@@ -226,7 +228,9 @@ class Drainer:
         for lag in lags:
             field = f"lag_le_{bucket(lag, LAG_BUCKETS_MS)}"
             stats[field] = stats.get(field, 0) + 1
-        self.stream.ack(batch, frozenset(dead), stats)
+        if duplicates:
+            stats["duplicate_writes"] = len(duplicates)
+        self.stream.ack(batch, frozenset(dead), stats, duplicates)
         if self.result["retries"] == 0:  # this drain's pace while it works, smoothed
             self._pace = pacing.smoothed_pace(self._pace, len(records), time.monotonic() - started,
                                               self.settings.write_batch_max)

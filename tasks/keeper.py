@@ -1,8 +1,10 @@
 """The drain keeper: in each worker's main process, once a second, start a drain task for every free slot.
 
-It also does the queue's housekeeping: receipts and idempotency keys whose
-time is up are deleted (they carry no TTL, so Redis never evicts them early),
-and consumers left by dead worker processes are forgotten. No beat process:
+It also does the queue's housekeeping: idempotency keys past their time or
+budget are deleted (they carry no TTL, so Redis never evicts them early), and
+consumers left by dead worker processes are forgotten; about once a minute,
+one keeper starts the retention task (receipts past RECEIPT_TTL, and rows past
+their *_RETENTION_DAYS). No beat process:
 every worker host runs a keeper, so nothing runs on one host only.
 """
 import logging
@@ -60,7 +62,7 @@ class DrainKeeper(bootsteps.StartStopStep):
             log.exception("drain keeper: housekeeping failed")
 
     def housekeeping(self) -> None:
-        """Delete receipts and idempotency keys past their time; forget dead consumers once a minute."""
+        """Delete idempotency keys past their time or budget; forget dead consumers once a minute."""
         services.housekeeping.expire_due()
         if time.monotonic() >= self.next_prune:
             self.next_prune = time.monotonic() + 60
@@ -70,9 +72,6 @@ class DrainKeeper(bootsteps.StartStopStep):
         self.start_retention()
 
     def start_retention(self) -> None:
-        """Start the retention task if some *_RETENTION_DAYS is set and no host did so this minute."""
-        s = services.settings
-        if not (s.events_retention_days or s.tombstone_retention_days or s.dead_letter_retention_days):
-            return
+        """Start the retention task (receipts, and whatever *_RETENTION_DAYS is set) if no host did this minute."""
         if services.housekeeping.take_retention_lease(RETENTION_EVERY_S):
             app.send_task("spillway.retention", expires=RETENTION_EVERY_S)

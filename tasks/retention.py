@@ -1,9 +1,9 @@
-"""The retention task: events, tombstones and dead letters past their days are purged in small batches.
+"""The retention task: receipts past RECEIPT_TTL, and events, tombstones and dead letters past their days.
 
 A periodic task, spillway.retention (visible in Flower), started by the keeper
-of one worker host at a time (a lease in Redis) about once a minute, and only
-when some *_RETENTION_DAYS is set. The purging is storage's
-(webapp/storage/retention.py); this task says what is due and for how long.
+of one worker host at a time (a lease in Redis) about once a minute. The
+purging is storage's (webapp/storage/retention.py); this task says what is due
+and for how long.
 """
 import time
 from typing import Any
@@ -21,7 +21,7 @@ def retention() -> dict[str, Any]:
     s, purge = services.settings, services.retention
     deadline = time.monotonic() + MAX_SECONDS
     now = now_us()
-    done: dict[str, Any] = {}
+    done: dict[str, Any] = {"receipts": purge.receipts((now // 1000) - int(s.receipt_ttl * 1000), deadline)}
     if s.events_retention_days:
         done["events"] = purge.events(now - int(s.events_retention_days * DAY_US), deadline)
     if s.dead_letter_retention_days:
@@ -29,6 +29,5 @@ def retention() -> dict[str, Any]:
     if s.tombstone_retention_days:
         done["tombstones"], done["tombstone_horizon"] = purge.tombstones(
             now - int(s.tombstone_retention_days * DAY_US), deadline)
-    if done:
-        purge.count({name: done[name] for name in ("events", "dead_letters", "tombstones") if name in done})
+    purge.count({name: done[name] for name in ("receipts", "events", "dead_letters", "tombstones") if name in done})
     return done

@@ -72,7 +72,10 @@ class Settings:
     events_retention_days: float = setting("EVENTS_RETENTION_DAYS", 0.0, "days events are kept (by when they were received), then purged in small batches; 0: forever")
     tombstone_retention_days: float = setting("TOMBSTONE_RETENTION_DAYS", 0.0, "days a deleted item's tombstone is kept, then purged once no older write of its key can still arrive; 0: forever")
     dead_letter_retention_days: float = setting("DEAD_LETTER_RETENTION_DAYS", 0.0, "days a dead letter is kept, then purged; 0: forever")
-    receipt_ttl: float = setting("RECEIPT_TTL", 90000.0, "seconds a write receipt is kept (at least 24 h)")
+    receipt_ttl: float = setting("RECEIPT_TTL", 90000.0, "seconds a write receipt is kept, and an Idempotency-Key honoured, in MySQL once its write is persisted (at least 86400)")
+    idempotency_cache_s: float = setting("IDEMPOTENCY_CACHE_S", 600.0, "seconds an Idempotency-Key also stays in Redis after its write was accepted, so that a retry gets the same receipt at once; later retries within RECEIPT_TTL are caught in MySQL and never stored twice")
+    idempotency_cache_bytes: int = setting("IDEMPOTENCY_CACHE_BYTES", 0, "most bytes of Redis those keys may take (the oldest go first past it); 0: a quarter of Redis's `maxmemory`")
+    short_windows_ok: bool = setting("SHORT_WINDOWS_OK", False, "`true`: allow a RECEIPT_TTL under a day, for soak tests that pack a day into minutes; logged at every start")
     # --- the drain ------------------------------------------------------------
     write_batch_max: int = setting("WRITE_BATCH_MAX", 1000, "most records written by one multi-row upsert")
     write_flush_interval: float = setting("WRITE_FLUSH_INTERVAL", 0.2, "seconds the drain waits to fill a batch before writing what it has")
@@ -167,6 +170,7 @@ class Settings:
         return self
 
 
+DAY_S = 86400
 SCOPES = ("write", "read", "admin")
 DEFAULT_SCOPES = frozenset({"write", "read"})  # a key without scopes: as before scopes existed
 
@@ -262,6 +266,9 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         raise ConfigError("WRITE_REPLICA_TIMEOUT must be less than REDIS_TIMEOUT: a request waits for both")
     if settings.write_durability == "replica" and settings.write_min_replicas < 1:
         raise ConfigError("WRITE_MIN_REPLICAS must be at least 1 with WRITE_DURABILITY=replica")
+    if settings.receipt_ttl < DAY_S and not settings.short_windows_ok:
+        raise ConfigError(f"RECEIPT_TTL must be at least {DAY_S} (a day: receipts and Idempotency-Keys are promised "
+                          "for 24 h), or set SHORT_WINDOWS_OK=true for a test")
     if settings.redis_url or settings.redis_sentinels:
         parse_redis(settings)  # a malformed URL or sentinel list stops start-up here
     if settings.celery_broker_url:

@@ -101,6 +101,11 @@ class ClusterCollector:
                                 1 if stats["trouble"] else 0)
         yield CounterMetricFamily("spillway_drain_retries", "Batch attempts MySQL refused for a reason of its own",
                                   counters.get("retries", 0))
+        yield GaugeMetricFamily("spillway_idempotency_keys", "Idempotency-Keys held in Redis (IDEMPOTENCY_CACHE_S)",
+                                stats.get("idempotency_keys", 0))
+        yield CounterMetricFamily("spillway_duplicate_writes",
+                                  "Retries of a write Redis no longer knew, stored once (its key claimed in MySQL)",
+                                  counters.get("duplicate_writes", 0))
         yield GaugeMetricFamily("spillway_redis_memory_used_bytes", "Redis used_memory", stats["memory"]["used"])
         yield GaugeMetricFamily("spillway_redis_memory_max_bytes", "Redis maxmemory (0: none)", stats["memory"]["max"])
         persisted = CounterMetricFamily("spillway_records_persisted_total", "Records written to MySQL", labels=["kind"])
@@ -119,7 +124,7 @@ class ClusterCollector:
         yield CounterMetricFamily("spillway_dead_letters_purged", "Dead letters purged (by hand or by retention)",
                                   purged)
         retention = CounterMetricFamily("spillway_retention_purged", "Rows purged by retention", labels=["what"])
-        for what in ("events", "tombstones", "dead_letters"):
+        for what in ("receipts", "events", "tombstones", "dead_letters"):
             retention.add_metric([what], counters.get(f"retention_purged_{what}", 0))
         yield retention
         yield GaugeMetricFamily("spillway_queue_unreadable_entries", "Queue entries the drain could not read",

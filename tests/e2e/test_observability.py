@@ -76,7 +76,7 @@ def test_worker_logs_one_json_line_per_drain_task(web, start_worker):
 
     def task_lines():
         lines = [json.loads(line) for line in worker.log().splitlines() if line.startswith("{")]
-        tasks = [line for line in lines if line.get("event") == "task"]
+        tasks = [line for line in lines if line.get("event") == "task" and line.get("task") == "spillway.drain"]
         return tasks if any(t.get("rows") for t in tasks) else None
     tasks = wait_for(task_lines, timeout=20, message="a drain task's log line")
     assert {"task_id", "task", "state", "duration_ms", "rows", "lag_ms_max"} <= set(tasks[-1])

@@ -62,9 +62,9 @@ def test_an_unreadable_entry_is_set_aside_and_its_pending_cache_entry_dropped(sv
 def test_a_replay_answers_its_receipt_even_after_the_clients_deadline(svc, rds):
     receipt = svc.queue.append([Item("k", "{}")], "key1")
     # The coalescer resends a write whose reply was lost; Redis runs it after the deadline.
-    args = [receipt.write_id, "items", 1, b"k\x00{}", 1000, 1, "", 0, 0, 90000, 86400, keys.ITEM, 1 << 28, keys.GROUP]
+    args = [receipt.write_id, "items", 1, b"k\x00{}", 1000, 1, "", 0, 0, 0, 600, keys.ITEM, 1 << 28, keys.GROUP, "", 320]
     script_keys = [keys.STREAM, keys.DEPTH, keys.VERSION, keys.receipt(receipt.write_id), "", "", keys.BYTES,
-                   keys.EXPIRY, keys.ACCEPTED, keys.DRAIN_RATE]
+                   keys.EXPIRY, keys.ACCEPTED, keys.DRAIN_RATE, keys.STATS]
     result = svc.queue._accept(keys=script_keys, args=args)
     assert result[0] == b"ok" and result[3] == b"replay"  # before: 'expired', a 503 for a queued write
     assert rds.xlen(keys.STREAM) == 1

@@ -122,7 +122,7 @@ def test_list_prefix_is_literal_and_case_sensitive(web, db):
 
 def test_list_default_limit_is_100(web, db):
     with db.cursor() as cur:
-        cur.execute("INSERT INTO items SELECT CONCAT('s', LPAD(seq, 4, '0')), '{}', 1, 0, NOW(6) FROM seq_1_to_150")
+        cur.execute("INSERT INTO items (k, data, version, deleted, updated_at) SELECT CONCAT('s', LPAD(seq, 4, '0')), '{}', 1, 0, NOW(6) FROM seq_1_to_150")
     body = get(f"{web.url}/api/v1/items").json()
     assert len(body["items"]) == 100 and body["next"]
     assert len(get(f"{web.url}/api/v1/items", params={"cursor": body["next"]}).json()["items"]) == 50

@@ -92,7 +92,7 @@ def test_start_refused_when_the_connection_budget_exceeds_max_connections(start_
 def test_500_concurrent_misses_stay_within_the_pool_bound(fresh, start_web, db, stack):
     web = start_web(WEB_WORKERS=2, DB_POOL_SIZE=3, DB_POOL_TIMEOUT=5)
     with db.cursor() as cur:
-        cur.execute("INSERT INTO items SELECT CONCAT('c', seq), '{}', 1, 0, NOW(6) FROM seq_1_to_500")
+        cur.execute("INSERT INTO items (k, data, version, deleted, updated_at) SELECT CONCAT('c', seq), '{}', 1, 0, NOW(6) FROM seq_1_to_500")
     # Max_used_connections := connections open now (this test's, other idle servers')
     baseline = int(stack.mariadb.sql("FLUSH STATUS; SHOW GLOBAL STATUS LIKE 'Threads_connected'").stdout.split()[-1])
     results = parallel(lambda i: get(item_url(web.url, f"c{i}")).status_code, range(1, 501), workers=250)

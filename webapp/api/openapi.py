@@ -23,7 +23,7 @@ ERROR_TEXT = {
     400: "Malformed JSON, invalid UTF-8, NaN or Infinity (`invalid_json`)",
     401: "A valid bearer key is needed (`unauthorized`)",
     403: "The key lacks the scope this call needs (`forbidden`)",
-    404: "Nothing there (`not_found`)",
+    404: "Nothing there (`not_found`; a receipt past RECEIPT_TTL: `receipt_expired`)",
     408: "The body did not arrive within BODY_READ_TIMEOUT (`request_timeout`); nothing queued",
     409: "Idempotency-Key reused with another body (`idempotency_conflict`)",
     413: "Body over MAX_BODY_BYTES (`payload_too_large`)",
@@ -128,7 +128,10 @@ def _schemas() -> dict[str, Any]:
                                        "status": {"enum": ["queued", "persisted", "dead"]},
                                        "accepted": {"type": "integer"}, "persisted": {"type": "integer"},
                                        "dead": {"type": "integer"}, "accepted_at": TIMESTAMP,
-                                       "persisted_at": {"anyOf": [TIMESTAMP, {"type": "null"}]}}},
+                                       "persisted_at": {"anyOf": [TIMESTAMP, {"type": "null"}]},
+                                       "duplicate_of": {"type": "string", "description": (
+                                           "A retry with the same Idempotency-Key that Redis no longer knew: none of "
+                                           "its records was written again; this write holds them")}}},
         "DeadLetter": {"type": "object", "additionalProperties": False,
                        "required": ["id", "version", "write_id", "kind", "record", "reason", "failed_us",
                                     "accepted_us"],

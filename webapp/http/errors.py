@@ -128,6 +128,12 @@ class Backpressure(ServiceUnavailable):
     code, message = "backpressure", "The write queue is full; nothing was accepted, retry after the delay given."
 
 
+class ReceiptExpired(NotFound):
+    """404 for a receipt past RECEIPT_TTL: the id is real, its receipt is gone."""
+
+    code, message = "receipt_expired", "This write's receipt is past RECEIPT_TTL and was deleted."
+
+
 class ItemNotFound(NotFound):
     """404 for an item key."""
 

@@ -39,4 +39,5 @@ def write_status(write_id: str, stored: Mapping[str, str]) -> dict[str, Any]:
         "dead": int(stored["dead"]),
         "accepted_at": clock.to_rfc3339(int(stored["accepted_at"])),
         "persisted_at": clock.to_rfc3339(int(persisted_at)) if persisted_at else None,
+        **({"duplicate_of": stored["duplicate_of"]} if stored.get("duplicate_of") else {}),
     }

@@ -9,10 +9,10 @@ an argument), so this module is the one place that names them:
   queue:accepted      records accepted so far (the drain compares its pace with it)
   queue:unreadable    entries the drain could not parse, set aside with the reason
   version             the last version given to a record
-  write:<id>          a write's receipt (hash), kept RECEIPT_TTL
-  idem:<key id>:<h>   an Idempotency-Key seen for an API key, kept 24 h
-  expiry              sorted set: receipt or idempotency key -> when to delete it (ms);
-                      they carry no TTL, so that Redis can never evict them early
+  write:<id>          a write's receipt (hash), while the write is queued (then it is in MySQL)
+  idem:<key id>:<h>   an Idempotency-Key seen for an API key, kept IDEMPOTENCY_CACHE_S
+  expiry              sorted set: idempotency key -> when to delete it (ms); no TTL,
+                      so that Redis can never evict them early
   rate:<key id>       GCRA state of an API key's write rate
   item:<key>          an item's cache entry (below)
   lock:<key>          the cross-process loader lock of an item
@@ -46,6 +46,7 @@ DRAIN_RATE = PREFIX + "drain:rate"
 REDRIVE_INFLIGHT = PREFIX + "redrive:inflight"
 RETENTION_LEASE = PREFIX + "retention:lease"
 ITEM = PREFIX + "item:"
+IDEMPOTENCY = PREFIX + "idem:"
 
 
 def item(key: str) -> str:
@@ -65,7 +66,7 @@ def receipt(write_id: str) -> str:
 
 def idempotency(key_id: str, digest: str) -> str:
     """Redis key of an Idempotency-Key (by its digest) seen for an API key."""
-    return f"{PREFIX}idem:{key_id}:{digest}"
+    return f"{IDEMPOTENCY}{key_id}:{digest}"
 
 
 def rate(key_id: str) -> str:

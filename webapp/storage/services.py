@@ -19,6 +19,7 @@ from webapp.storage.housekeeping import Housekeeping
 from webapp.storage.leases import Leases
 from webapp.storage.mysql import Database, Reads
 from webapp.storage.queue import WriteQueue
+from webapp.storage.receipts import Receipts
 from webapp.storage.retention import Retention
 from webapp.storage.stream import Stream
 
@@ -26,8 +27,8 @@ from webapp.storage.stream import Stream
 class Services:
     """Per-process storage for the web app (role "web") or a drain worker (role "worker")."""
 
-    _MADE_ON_USE = ("redis", "redis_replica", "db", "replica", "reads", "cache", "queue", "stream", "leases",
-                    "housekeeping", "retention", "dead_letters")
+    _MADE_ON_USE = ("redis", "redis_replica", "db", "replica", "reads", "cache", "queue", "receipts", "stream",
+                    "leases", "housekeeping", "retention", "dead_letters")
 
     def __init__(self, settings: Settings, role: str = "web", redis_class: type[Redis] = Redis,
                  timebox: Timebox = no_timebox) -> None:
@@ -82,6 +83,11 @@ class Services:
     def queue(self) -> WriteQueue:
         """The write queue, web side: append, receipts, stats."""
         return WriteQueue(self.redis, self.settings, self.timebox)
+
+    @cached_property
+    def receipts(self) -> Receipts:
+        """Write receipts: Redis while queued, MySQL once persisted."""
+        return Receipts(self.queue, self.db, self.settings)
 
     @cached_property
     def stream(self) -> Stream:

@@ -7,7 +7,6 @@ is warned about, and the connections of all processes together must fit
 MySQL's max_connections.
 """
 import logging
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,11 +15,11 @@ import redis
 
 from webapp.config import ConfigError, Settings
 from webapp.storage.mysql import connect_kwargs
+from webapp.storage.queue import IDEMPOTENCY_KEY_BYTES
 from webapp.storage.redis_client import connect
 
 log = logging.getLogger(__name__)
 
-SCHEMA = Path(__file__).parent / "schema.sql"
 
 
 def connection_budget(settings: Settings) -> tuple[int, str]:
@@ -47,6 +46,9 @@ class UnsafeServer(ConfigError):
 
 def check_servers(settings: Settings) -> None:
     """Every start-up check: Redis safety, MySQL durability, the connection budget. Raises ConfigError."""
+    if settings.short_windows_ok and settings.receipt_ttl < 86400:
+        log.warning("SHORT_WINDOWS_OK=true: receipts and Idempotency-Keys are kept %g s, under the day the API "
+                    "promises; fit for a soak test, not for production", settings.receipt_ttl)
     check_redis(settings)
     check_broker(settings)
     check_mysql(settings)
@@ -98,11 +100,7 @@ def check_redis(settings: Settings) -> None:
         return
     finally:
         client.close()
-    if limit and settings.write_queue_high_water_bytes * 2 > limit:
-        raise UnsafeServer(
-            f"WRITE_QUEUE_HIGH_WATER_BYTES {settings.write_queue_high_water_bytes} is more than half of the "
-            f"maxmemory of Redis at {where} ({limit}), so queued writes alone could fill it: lower it or raise "
-            "maxmemory")
+    check_memory_budget(settings, limit, where)
     if not problems:
         return
     if settings.redis_unsafe_ok:
@@ -111,6 +109,34 @@ def check_redis(settings: Settings) -> None:
         return
     raise UnsafeServer(f"refusing Redis at {where}: its {'; its '.join(problems)} "
                        "(or set REDIS_UNSAFE_OK=true to use it anyway)")
+
+
+def memory_budget(settings: Settings, limit: int) -> dict[str, int]:
+    """What Spillway may hold in a Redis with `limit` bytes of maxmemory (0: none), by part.
+
+    queue: queued writes, their pending cache entries and receipts, bounded by
+    WRITE_QUEUE_HIGH_WATER_BYTES (backpressure counts it); idempotency: the
+    Idempotency-Keys of the last IDEMPOTENCY_CACHE_S, IDEMPOTENCY_KEY_BYTES each,
+    at most IDEMPOTENCY_CACHE_BYTES (a quarter of maxmemory by default); the rest
+    is for the cache, which Redis may evict.
+    """
+    idempotency = settings.idempotency_cache_bytes or (limit // 4 if limit else 256 * 1024**2)
+    return {"queue": settings.write_queue_high_water_bytes, "idempotency": idempotency, "maxmemory": limit}
+
+
+def check_memory_budget(settings: Settings, limit: int, where: str) -> None:
+    """Refuse bounds that add up to more than three quarters of maxmemory; log the budget at every start."""
+    budget = memory_budget(settings, limit)
+    log.info("Redis budget at %s: queued writes <= %d bytes (WRITE_QUEUE_HIGH_WATER_BYTES, receipts included); "
+             "Idempotency-Keys %d bytes x writes/s x %g s (IDEMPOTENCY_CACHE_S), at most %d bytes; maxmemory %d",
+             where, budget["queue"], IDEMPOTENCY_KEY_BYTES, settings.idempotency_cache_s, budget["idempotency"],
+             limit)
+    if limit and budget["queue"] + budget["idempotency"] > limit * 3 // 4:
+        raise UnsafeServer(
+            f"WRITE_QUEUE_HIGH_WATER_BYTES {budget['queue']} and the Idempotency-Keys' budget "
+            f"{budget['idempotency']} (IDEMPOTENCY_CACHE_BYTES; 0: a quarter of maxmemory) add up to more than "
+            f"three quarters of the maxmemory of Redis at {where} ({limit}), so what Spillway must keep could fill "
+            "it: lower them or raise maxmemory")
 
 
 def check_broker(settings: Settings) -> None:
@@ -184,18 +210,8 @@ def check_connection_budget(settings: Settings, max_connections: int) -> None:
     log.info("MySQL connection budget: %s <= max_connections %d", text, max_connections)
 
 
-def apply_schema(settings: Settings) -> None:
-    """Create the tables from schema.sql (idempotent)."""
-    statements = [s for s in _strip_comments(SCHEMA.read_text()).split(";") if s.strip()]
-    con = pymysql.connect(**connect_kwargs(settings.mysql_url, settings, 30))
-    try:
-        with con.cursor() as cur:
-            for statement in statements:
-                cur.execute(statement)
-    finally:
-        con.close()
+def apply_schema(settings: Settings) -> list[str]:
+    """Bring the schema up to date (webapp/storage/migrate.py); return the migrations applied."""
+    from webapp.storage.migrate import migrate
 
-
-def _strip_comments(sql: str) -> str:
-    """Drop -- comment lines from schema.sql."""
-    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return migrate(settings)

@@ -2,8 +2,9 @@
 
 An entry's fields: w write id, k kind (items|events), n record count, v the
 first record's version (records get v, v+1, ...), t acceptance time (us), b the
-bytes it counts against WRITE_QUEUE_HIGH_WATER_BYTES, r the records
-(records.pack). lua/ack.lua acknowledges entries after COMMIT: XACK and XDEL,
+bytes it counts against WRITE_QUEUE_HIGH_WATER_BYTES, i and h its
+Idempotency-Key's id and the request hash it is bound to (if it had one), d 1
+for a redriven dead letter, r the records (records.pack). lua/ack.lua acknowledges entries after COMMIT: XACK and XDEL,
 the receipt, the counters, the stats, and the cache entries' TTLs.
 """
 import logging
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 ACK_KEYS = [keys.STREAM, keys.DEPTH, keys.STATS, keys.BYTES, keys.REDRIVE_INFLIGHT]  # lua/ack.lua's KEYS
 ALIVE_WINDOW_MS = 30_000  # a drain that has not beaten for this long counts as dead
+REDRIVE, SET_ASIDE = 1, 2  # lua/ack.lua's per-entry marker: a redriven dead letter, an unreadable entry
 
 
 def head_age_s(head: list[Any], now_ms: int) -> float:
@@ -59,6 +61,8 @@ class Entry:
     records: list[Record]
     size: int = 0
     redrive: bool = False  # a dead letter sent back through the queue (its receipt moves on by itself)
+    idem_key: str | None = None  # "<API key id>:<digest>" of its Idempotency-Key, claimed in MySQL
+    request_hash: str | None = None
 
     @classmethod
     def parse(cls, entry_id: bytes, fields: dict[bytes, bytes]) -> "Entry":
@@ -74,6 +78,8 @@ class Entry:
             records=unpack(kind, fields[b"r"]),
             size=int(fields.get(b"b", 0)),
             redrive=fields.get(b"d") == b"1",
+            idem_key=fields[b"i"].decode() if b"i" in fields else None,
+            request_hash=fields[b"h"].decode() if b"h" in fields else None,
         )
         if len(entry.records) != entry.count:
             raise ValueError(f"{len(entry.records)} records where the entry says {entry.count}")
@@ -167,10 +173,12 @@ class Stream:
             for i, key in enumerate(_readable_keys(fields.get(b"r", b""))):
                 if key:
                     drop += [keys.item(key), int(fields[b"v"]) + i, 0]
+        receipt = keys.receipt(write_id)
         self._ack(keys=ACK_KEYS,
-                  args=[keys.GROUP, 1, "unreadable_entries", 1, entry_id, keys.receipt(write_id), count, count,
-                        kind, size, int(fields.get(b"d") == b"1"), fields.get(b"v", b"0"), len(drop) // 3,
-                        *drop])
+                  args=[keys.GROUP, 1, "unreadable_entries", 1, entry_id, receipt, count, count,
+                        kind, size, SET_ASIDE, fields.get(b"v", b"0"), len(drop) // 3, *drop])
+        # The receipt stays in Redis, dead (it never reaches MySQL), until RECEIPT_TTL is up.
+        self.redis.zadd(keys.EXPIRY, {receipt: int((time.time() + self.settings.receipt_ttl) * 1000)})
 
     @guarded(QueueUnavailable)
     def read_own_pending(self, consumer: str, count: int) -> list[Entry]:
@@ -208,11 +216,14 @@ class Stream:
 
     @guarded(QueueUnavailable)
     def ack(self, entries: list[Entry], dead_versions: frozenset[int] = frozenset(),
-            stats: dict[str, int] | None = None) -> int:
-        """Acknowledge entries after COMMIT; return how many this call acknowledged.
+            stats: dict[str, int] | None = None, duplicates: frozenset[str] = frozenset()) -> int:
+        """Acknowledge entries after COMMIT (and their receipts archived); return how many this call acknowledged.
 
         dead_versions: versions of records that went to the dead-letter store.
         stats: {counter: amount} added once (e.g. batches, rows).
+        duplicates: write ids stored as duplicates of an earlier write with the same
+        Idempotency-Key: none of their records was written, so their pending cache
+        entries go, as a dead record's do.
         """
         s = self.settings
         stats = stats or {}
@@ -220,20 +231,22 @@ class Stream:
         for field, amount in stats.items():
             args += [field, amount]
         for entry in entries:
+            duplicate = entry.write_id in duplicates
             dead = sum(1 for i in range(entry.count) if entry.version + i in dead_versions)
             cache: list[Any] = []
             for i, record in enumerate(entry.records):
                 if isinstance(record, Item):
                     version = entry.version + i
-                    if entry.redrive:  # no pending entry of its own: a cached older one must go
-                        ttl = 0 if version in dead_versions else -1
+                    if duplicate or version in dead_versions:
+                        ttl = 0  # never written: reads see MySQL again
+                    elif entry.redrive:  # no pending entry of its own: a cached older one must go
+                        ttl = -1
                     else:
-                        ttl = 0 if version in dead_versions else jittered_ms(s.cache_ttl, s.cache_ttl_jitter)
+                        ttl = jittered_ms(s.cache_ttl, s.cache_ttl_jitter)
                     cache += [keys.item(record.key), version, ttl]
             args += [entry.id, keys.receipt(entry.write_id), entry.count, dead, entry.kind, entry.size,
                      int(entry.redrive), entry.version, len(cache) // 3, *cache]
-        return int(self._ack(keys=ACK_KEYS,
-                             args=args))
+        return int(self._ack(keys=ACK_KEYS, args=args))
 
     @guarded(QueueUnavailable)
     def oldest_version(self) -> int | None:

@@ -1,15 +1,25 @@
 """One batch into MySQL: one transaction, one multi-row statement per table, dead letters for rejects.
 
+persist() is what the drain calls with a batch of Stream entries. In one
+transaction it claims their Idempotency-Keys (sql/writes.py: a write whose key
+an earlier write already holds, with the same body, is a duplicate: none of its
+records is written), writes the records, and archives every write's final
+receipt, so that Redis can let the receipt go once the entries are acknowledged.
+
 Applying a batch twice changes nothing: item rows only move to higher
-versions, events are keyed by their version. Blame is placed narrowly: only
-MySQL rejecting a record's own data (DATA_ERRORS) sends it to dead_letters; the
-batch is split in halves until that record is alone, and the rest is written.
-Every other error is the server's (a killed query, a statement or lock timeout,
-a full table or disk, a read-only server, a lost connection, anything unknown):
-it raises WriteDeferred, the batch stays queued and is retried with backoff.
+versions, events are keyed by their version, receipts and claims are keyed by
+write. Blame is placed narrowly: only MySQL rejecting a record's own data
+(DATA_ERRORS) sends it to dead_letters; the batch is split in halves until that
+record is alone, and the rest is written. Every other error is the server's (a
+killed query, a statement or lock timeout, a full table or disk, a read-only
+server, a lost connection, anything unknown): it raises WriteDeferred, the
+batch stays queued and is retried with backoff.
 """
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import pymysql
 
@@ -19,6 +29,8 @@ from webapp.storage.records import Item, Queued
 from webapp.storage.sql import deadletters
 from webapp.storage.sql import events as events_sql
 from webapp.storage.sql import items as items_sql
+from webapp.storage.sql import writes as writes_sql
+from webapp.storage.stream import Entry
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +52,114 @@ DATA_ERRORS = {
 }
 
 
+@dataclass(frozen=True)
+class Persisted:
+    """What persisting a batch did: records dead-lettered (version -> reason), writes stored as duplicates."""
+
+    dead: dict[int, str]
+    duplicates: frozenset[str]
+
+
+def persist(db: Database, entries: Sequence[Entry]) -> Persisted:
+    """Claim the entries' Idempotency-Keys, write their records, archive their receipts; raises WriteDeferred.
+
+    One transaction when MySQL takes every record (the usual case); when it
+    rejects some record's data, the claims, the records (bisected) and the
+    receipts go in transactions of their own.
+    """
+    try:
+        with db.connection() as con:
+            con.begin()
+            with con.cursor() as cur:
+                duplicates, claimed = _claim(cur, entries)
+                _write(cur, [q for e in entries if e.write_id not in duplicates for q in e.queued()])
+                _archive(cur, entries, {}, duplicates, claimed)
+            con.commit()
+        return Persisted({}, frozenset(duplicates))
+    except (pymysql.err.Error, Unavailable) as err:
+        if not is_data_error(err):
+            raise WriteDeferred(describe(err)) from err
+    with _transaction(db) as cur:
+        duplicates, claimed = _claim(cur, entries)
+    dead: dict[int, str] = {}
+    apply(db, [q for e in entries if e.write_id not in duplicates for q in e.queued()], dead)
+    with _transaction(db) as cur:
+        _archive(cur, entries, dead, duplicates, claimed)
+    return Persisted(dead, frozenset(duplicates))
+
+
+@contextmanager
+def _transaction(db: Database) -> Iterator[Any]:
+    """One transaction on a pooled connection; any MySQL error in it is the server's (WriteDeferred)."""
+    try:
+        with db.connection() as con:
+            con.begin()
+            with con.cursor() as cur:
+                yield cur
+            con.commit()
+    except (pymysql.err.Error, Unavailable) as err:
+        raise WriteDeferred(describe(err)) from err
+
+
+def _claim(cur: Any, entries: Sequence[Entry]) -> tuple[dict[str, str], set[str]]:
+    """Claim the entries' Idempotency-Keys: ({duplicate write id: the write holding its key}, claimers)."""
+    claims = [(e.write_id, e.kind, e.count, writes_sql.when(e.accepted_us), e.idem_key, e.request_hash or "")
+              for e in entries if e.idem_key and not e.redrive]
+    if not claims:
+        return {}, set()
+    owners = writes_sql.claim(cur, claims)
+    duplicates: dict[str, str] = {}
+    claimed = set()
+    for write_id, _, _, _, idem_key, request_hash in claims:
+        owner, owner_hash = owners.get(idem_key, ("", ""))
+        if owner == write_id:
+            claimed.add(write_id)
+        elif owner_hash == request_hash:  # the same request again: a retry Redis no longer knew
+            duplicates[write_id] = owner
+        # else: another body under the same key, accepted after Redis let the key go: written as a write of
+        # its own, without the key (the first write keeps it)
+    return duplicates, claimed
+
+
+def _archive(cur: Any, entries: Sequence[Entry], dead: dict[int, str], duplicates: dict[str, str],
+             claimed: set[str]) -> None:
+    """The final receipts of the entries' writes (redriven records: their writes' counts again)."""
+    rows: list[writes_sql.Archived] = []
+    for e in entries:
+        if e.redrive:
+            continue
+        when = writes_sql.when(e.accepted_us)
+        if e.write_id in duplicates:
+            rows.append((e.write_id, e.kind, "persisted", e.count, e.count, 0, when, None, e.request_hash,
+                         duplicates[e.write_id]))
+            continue
+        lost = sum(1 for i in range(e.count) if e.version + i in dead)
+        idem = e.idem_key if e.write_id in claimed else None
+        rows.append((e.write_id, e.kind, "dead" if lost else "persisted", e.count, e.count - lost, lost, when,
+                     idem, e.request_hash if idem else None, None))
+    if rows:
+        writes_sql.archive(cur, rows)
+    redriven = [e for e in entries if e.redrive]
+    if redriven:  # a redriven record now written is dead no more, whenever the redrive deletes its row
+        back = [q.version for e in redriven for q in e.queued() if q.version not in dead]
+        if back:
+            deadletters.delete_versions(cur, back)
+        writes_sql.recount(cur, sorted({e.write_id for e in redriven}))
+
+
 def write(db: Database, records: Sequence[Queued], dead: Sequence[deadletters.Row] = ()) -> None:
     """Write records (and dead letters) in one transaction."""
+    with db.connection() as con:
+        con.begin()
+        with con.cursor() as cur:
+            _write(cur, records)
+            if dead:
+                deadletters.insert(cur, dead)
+        con.commit()
+
+
+def _write(cur: Any, records: Sequence[Queued]) -> None:
+    """Records in the statements of one transaction: items by their newest record, then events."""
     newest: dict[str, Queued] = {}
     events = []
     for q in records:
@@ -52,16 +170,10 @@ def write(db: Database, records: Sequence[Queued], dead: Sequence[deadletters.Ro
                 newest[q.record.key] = q
         else:
             events.append(q)
-    with db.connection() as con:
-        con.begin()
-        with con.cursor() as cur:
-            if newest:  # in key order: concurrent drains lock rows in the same order
-                items_sql.upsert(cur, [newest[k] for k in sorted(newest)])
-            if events:
-                events_sql.insert(cur, events)
-            if dead:
-                deadletters.insert(cur, dead)
-        con.commit()
+    if newest:  # in key order: concurrent drains lock rows in the same order
+        items_sql.upsert(cur, [newest[k] for k in sorted(newest)])
+    if events:
+        events_sql.insert(cur, events)
 
 
 def is_data_error(err: Exception) -> bool:

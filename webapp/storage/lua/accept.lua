@@ -8,15 +8,21 @@
 -- KEYS[4] receipt  KEYS[5] idempotency key ('' if none)  KEYS[6] rate-limit key ('' if off)
 -- KEYS[7] queued bytes counter  KEYS[8] expiry index (receipts, idempotency keys)
 -- KEYS[9] records accepted so far  KEYS[10] the drains' recent pace (records/s)
+-- KEYS[11] the counters hash (writes accepted so far: `accepted_writes`)
 -- ARGV[1] write_id  ARGV[2] kind  ARGV[3] record count
 -- ARGV[4] records: fields joined by \0, records by \1 (webapp/storage/records.py)
 -- ARGV[5] high water (records)  ARGV[6] client deadline (us, in Redis's clock; 0 none)
 -- ARGV[7] request hash  ARGV[8] rate interval (us)  ARGV[9] rate burst
--- ARGV[10] receipt TTL (s)  ARGV[11] idempotency TTL (s)  ARGV[12] item cache key prefix
--- ARGV[13] high water (bytes)  ARGV[14] the drain's consumer group
+-- ARGV[10] (unused)  ARGV[11] seconds an Idempotency-Key stays here (IDEMPOTENCY_CACHE_S)
+-- ARGV[12] item cache key prefix  ARGV[13] high water (bytes)  ARGV[14] the drain's consumer group
+-- ARGV[15] the Idempotency-Key's id in MySQL (API key id:digest; '' if none)
+-- ARGV[16] bytes a receipt takes in Redis (counted against the byte bound while queued)
 -- Item cache keys (webapp/storage/keys.py) are made here from the records: ARGV[12] .. key.
--- Receipts and idempotency keys have no TTL, so Redis can never evict them;
--- lua/expire.lua deletes them when their time is up (KEYS[8] scores: ms).
+-- Receipts and idempotency keys have no TTL, so Redis can never evict them. A
+-- receipt lives here only while its write is queued: the drain archives it to
+-- MySQL (`writes`) and lua/ack.lua deletes it. An idempotency key stays for
+-- ARGV[11] seconds (lua/expire.lua deletes it then, KEYS[8] scores: ms); later
+-- retries are caught in MySQL by its claim, so none makes a second copy.
 --
 -- Numbers are formatted with %.0f: Lua numbers are doubles, and tostring()
 -- would print a microsecond version as 1.7954e+15.
@@ -65,6 +71,7 @@ end
 local n = tonumber(ARGV[3])
 local size = #ARGV[4]
 if ARGV[2] == 'items' then size = size * 2 end
+size = size + tonumber(ARGV[16])  -- the receipt, held until the write is persisted
 -- Retry-After: how long the drains take to bring the queue back under 90% of the
 -- mark, at the pace they measured (5 s while no pace is known).
 local function come_back(excess_records)
@@ -93,8 +100,14 @@ redis.call('SET', KEYS[3], fmt(base + n - 1))
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[14], '0', 'MKSTREAM')
 end
-local entry = redis.call('XADD', KEYS[1], '*', 'w', ARGV[1], 'k', ARGV[2], 'n', ARGV[3],
-  'v', fmt(base), 't', fmt(now), 'b', size, 'r', ARGV[4])
+local entry
+if ARGV[15] ~= '' then  -- the drain claims the key in MySQL before it writes the records
+  entry = redis.call('XADD', KEYS[1], '*', 'w', ARGV[1], 'k', ARGV[2], 'n', ARGV[3],
+    'v', fmt(base), 't', fmt(now), 'b', size, 'i', ARGV[15], 'h', ARGV[7], 'r', ARGV[4])
+else
+  entry = redis.call('XADD', KEYS[1], '*', 'w', ARGV[1], 'k', ARGV[2], 'n', ARGV[3],
+    'v', fmt(base), 't', fmt(now), 'b', size, 'r', ARGV[4])
+end
 
 -- Read-your-writes: the accepted value is cached at once, with no TTL (MSET
 -- clears any; a key twice in a batch: the later record wins); the drain gives
@@ -116,10 +129,10 @@ end
 local now_ms = math.floor(now / 1000)
 redis.call('HSET', KEYS[4], 'kind', ARGV[2], 'accepted', ARGV[3], 'persisted', 0, 'dead', 0,
   'status', 'queued', 'accepted_at', fmt(now), 'entry', entry)
-redis.call('ZADD', KEYS[8], fmt(now_ms + tonumber(ARGV[10]) * 1000), KEYS[4])
 redis.call('INCRBY', KEYS[2], n)
 redis.call('INCRBY', KEYS[7], size)
 redis.call('INCRBY', KEYS[9], n)
+redis.call('HINCRBY', KEYS[11], 'accepted_writes', 1)
 if KEYS[5] ~= '' then
   redis.call('SET', KEYS[5], ARGV[7] .. ':' .. ARGV[1] .. ':' .. ARGV[3])
   redis.call('ZADD', KEYS[8], fmt(now_ms + tonumber(ARGV[11]) * 1000), KEYS[5])

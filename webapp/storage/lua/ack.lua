@@ -1,7 +1,9 @@
 #!lua flags=allow-oom
 -- Acknowledge Stream entries whose records MySQL has committed (or dead-lettered).
--- Only an entry this call really acknowledges (XACK = 1) updates its receipt,
--- the counters and the cache, so a batch applied twice is counted once.
+-- Only an entry this call really acknowledges (XACK = 1) touches its receipt,
+-- the counters and the cache, so a batch applied twice is counted once. Its
+-- receipt is in MySQL by now (the drain archived it): the copy here is deleted,
+-- so a persisted write leaves nothing in Redis but its Idempotency-Key.
 -- flags=allow-oom: this must work when Redis is full, or the queue, which is
 -- what fills it, could never drain (acknowledging frees the entry's memory).
 --
@@ -10,9 +12,10 @@
 -- ARGV[1] group  ARGV[2] number of stat increments s, then s pairs (field,
 -- amount) counted once per batch, then entries, each:
 --   entry id, receipt key, records, dead records, kind, bytes, redrive (1 for a
---   redriven dead letter), its first version, m, then m triples (cache key, version, TTL in ms; 0
+--   redriven dead letter, 2 for an unreadable entry set aside), its first version, m, then m triples (cache key, version, TTL in ms; 0
 --   for a dead record; -1: drop the cached entry if it is older than this version).
--- A redriven record moves its receipt on by itself: dead - 1, persisted + 1.
+-- A redriven record of a write whose receipt is still here (accepted before
+-- receipts moved to MySQL) moves it on by itself: dead - 1, persisted + 1.
 -- TTLs are jittered by the caller: Redis seeds math.random alike for every call.
 -- Returns the number of entries acknowledged.
 local function fmt(x) return string.format('%.0f', x) end
@@ -29,6 +32,7 @@ local acked = 0
 while i <= #ARGV do
   local id, receipt, n, dead, kind, size, redrive, first, m = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]),
     tonumber(ARGV[i + 3]), ARGV[i + 4], tonumber(ARGV[i + 5]), ARGV[i + 6] == '1', ARGV[i + 7], tonumber(ARGV[i + 8])
+  local aside = ARGV[i + 6] == '2'
   i = i + 9
   local mine = redis.call('XACK', KEYS[1], ARGV[1], id) == 1
   if mine then
@@ -42,9 +46,10 @@ while i <= #ARGV do
       redis.call('HINCRBY', receipt, 'persisted', n - dead)
       local still_dead = redis.call('HINCRBY', receipt, 'dead', dead - n)
       redis.call('HSET', receipt, 'status', still_dead > 0 and 'dead' or 'persisted', 'persisted_at', fmt(now))
-    elseif redis.call('EXISTS', receipt) == 1 then
-      redis.call('HSET', receipt, 'persisted', n - dead, 'dead', dead,
-        'status', dead > 0 and 'dead' or 'persisted', 'persisted_at', fmt(now))
+    elseif aside and redis.call('EXISTS', receipt) == 1 then  -- never reaches MySQL: dead, here
+      redis.call('HSET', receipt, 'persisted', 0, 'dead', n, 'status', 'dead', 'persisted_at', fmt(now))
+    elseif not redrive then
+      redis.call('DEL', receipt)
     end
     if redrive then
       redis.call('ZREM', KEYS[5], first)

@@ -128,11 +128,18 @@ def delete(con: Any, ids: Sequence[int]) -> int:
         return int(cur.execute(f"DELETE FROM dead_letters WHERE id IN ({', '.join(['%s'] * len(ids))})", list(ids)))
 
 
+def delete_versions(cur: Any, versions: Sequence[int]) -> None:
+    """Delete the dead letters of records that were redriven and are now written."""
+    cur.execute(f"DELETE FROM dead_letters WHERE version IN ({', '.join(['%s'] * len(versions))})", list(versions))
+
+
+PURGE = "DELETE FROM dead_letters WHERE failed_at < %s ORDER BY failed_at LIMIT %s"
+
+
 def delete_failed_before(con: Any, before_us: int, limit: int) -> int:
-    """Delete up to `limit` dead letters that failed before a time (retention); return how many."""
+    """Delete up to `limit` dead letters that failed before a time (retention; by dead_letters_failed)."""
     with con.cursor() as cur:
-        return int(cur.execute("DELETE FROM dead_letters WHERE failed_at < %s ORDER BY failed_at LIMIT %s",
-                               (to_datetime(before_us), limit)))
+        return int(cur.execute(PURGE, (to_datetime(before_us), limit)))
 
 
 def lowest_version(con: Any) -> int | None:

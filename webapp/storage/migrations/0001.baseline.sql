@@ -1,5 +1,6 @@
--- Spillway tables. Applied by `make run`, the test bootstrap and
--- `flask --app webapp init-db`; every statement is idempotent.
+-- The schema of Spillway 0.9 (the tables as schema.sql made them before
+-- migrations): every statement is idempotent, so on a database that schema.sql
+-- created this migration changes nothing and is only recorded as applied.
 --
 -- Keys use utf8mb4_nopad_bin: compared and sorted by code point (the same
 -- order as their UTF-8 bytes), with no PAD SPACE ('a' <> 'a '), no case or
