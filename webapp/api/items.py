@@ -4,6 +4,7 @@ from flask import Blueprint, Response, request
 from webapp.api.auth import require_read_key
 from webapp.api.request import path_key, storage, write
 from webapp.api.responses import json_response
+from webapp.http.conditional import etag, none_match
 from webapp.http.decode import query
 from webapp.http.environ import PEEKED
 from webapp.http.errors import ItemNotFound
@@ -18,7 +19,7 @@ bp = Blueprint("items", __name__, url_prefix="/api/v1/items")
 
 @bp.get("/<anytext:_key>")
 def get_item(_key: str) -> Response:
-    """One item: from Redis, or on a miss from MySQL (then cached)."""
+    """One item: from Redis, or on a miss from MySQL (then cached); 304 if If-None-Match matches its ETag."""
     require_read_key()
     key = path_key()
     if request.args:
@@ -26,7 +27,10 @@ def get_item(_key: str) -> Response:
     entry = storage().cache.get(key, peeked=request.environ.get(PEEKED, False))
     if entry.data is None:
         raise ItemNotFound()
-    return json_response(item_json(key, entry.data, entry.version, entry.updated_us))
+    tag = etag(entry.version)
+    if none_match(request.headers.get("If-None-Match"), tag):
+        return Response(status=304, headers={"ETag": tag})
+    return json_response(item_json(key, entry.data, entry.version, entry.updated_us), headers={"ETag": tag})
 
 
 def _is_key_cursor(position: object) -> bool:

@@ -16,6 +16,11 @@ TIMESTAMP = {"type": "string", "format": "date-time"}
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string"}}}
 REQUEST_ID = {"X-Request-ID": {"description": "The request's id (yours if you sent a sane one)",
                                 "schema": {"type": "string"}}}
+ETAG = {"ETag": {"description": 'The item\'s strong validator, made of its version: "v<version>"',
+                 "schema": {"type": "string", "pattern": '^"v[0-9]+"$'}}}
+IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                 "description": "ETags from earlier answers (a list, W/ allowed, compared weakly), or `*`: "
+                                "304 without a body when one matches the item's"}
 BODIES = (schemas.ItemsIn, schemas.EventsIn, schemas.RedriveIn)
 _REF = "#/components/schemas/{name}"
 
@@ -220,9 +225,12 @@ def _paths() -> dict[str, Any]:
     return {
         "/api/v1/items/{key}": {
             "get": {"summary": "One item: from Redis, or on a miss from MySQL (then cached)", "operationId": "getItem",
-                    "parameters": [key_param],
+                    "parameters": [key_param, IF_NONE_MATCH],
                     "security": READ_SCOPE,
-                    "responses": {**_ok(200, "The item", _ref("Item")), **_errors(404), **READ_ERRORS}},
+                    "responses": {**_ok(200, "The item", _ref("Item"), ETAG),
+                                  "304": {"description": "If-None-Match matched: the item is unchanged (no body)",
+                                          "headers": {**REQUEST_ID, **ETAG}},
+                                  **_errors(404), **READ_ERRORS}},
             "delete": {"summary": "Delete an item (a versioned tombstone); a missing key is accepted",
                        "operationId": "deleteItem", "security": WRITE_SCOPE,
                        "parameters": [key_param, *WRITE_HEADERS],
