@@ -21,7 +21,7 @@ ETAG = {"ETag": {"description": 'The item\'s strong validator, made of its versi
 IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
                  "description": "ETags from earlier answers (a list, W/ allowed, compared weakly), or `*`: "
                                 "304 without a body when one matches the item's"}
-BODIES = (schemas.ItemsIn, schemas.EventsIn, schemas.RedriveIn)
+BODIES = (schemas.ItemsIn, schemas.EventsIn, schemas.RedriveIn, schemas.ItemKeysIn)
 _REF = "#/components/schemas/{name}"
 
 ERROR_TEXT = {
@@ -111,6 +111,12 @@ def _schemas() -> dict[str, Any]:
         "ItemPage": {"type": "object", "required": ["items", "next"], "additionalProperties": False,
                      "properties": {"items": {"type": "array", "items": _ref("Item")},
                                     "next": {"type": ["string", "null"]}}},
+        "ItemsFound": {"type": "object", "required": ["items", "missing"], "additionalProperties": False,
+                       "properties": {"items": {"type": "array", "items": _ref("Item"),
+                                                "description": "The items found, in the order asked"},
+                                      "missing": {"type": "array", "items": {"type": "string"},
+                                                  "description": "The keys asked that have no item (never "
+                                                                 "written, or deleted), in the order asked"}}},
         "Event": {"type": "object", "additionalProperties": False,
                   "required": ["seq", "event_id", "name", "level", "occurred_at", "received_at", "data"],
                   "properties": {"seq": {"type": "integer"}, "event_id": {"type": ["string", "null"]},
@@ -247,6 +253,16 @@ def _paths() -> dict[str, Any]:
                      "security": WRITE_SCOPE, "parameters": WRITE_HEADERS,
                      "requestBody": {"required": True, "content": _json(_ref("ItemsIn"))},
                      "responses": {**RECEIPT, **WRITE_ERRORS}},
+        },
+        limits.ITEMS_GET: {
+            "post": {"summary": f"Up to {limits.MAX_MULTI_GET} items by key in one request, read as getItem reads "
+                                "one (cache, then MySQL; writes not yet persisted included). A read: it changes "
+                                "nothing and needs only the read scope (a POST because 100 keys of up to 255 "
+                                "characters do not fit in a URL)",
+                     "operationId": "getItems", "security": READ_SCOPE,
+                     "requestBody": {"required": True, "content": _json(_ref("ItemKeysIn"))},
+                     "responses": {**_ok(200, "The items found, and the keys missing", _ref("ItemsFound")),
+                                   **_errors(400, 413, 415), **READ_ERRORS}},
         },
         "/api/v1/events": {
             "get": {"summary": "Persisted events, newest occurred_at first, then arrival", "operationId": "listEvents",
