@@ -30,10 +30,10 @@ ERROR_TEXT = {
     403: "The key lacks the scope this call needs (`forbidden`)",
     404: "Nothing there (`not_found`; a receipt past RECEIPT_TTL: `receipt_expired`)",
     408: "The body did not arrive within BODY_READ_TIMEOUT (`request_timeout`); nothing queued",
-    409: "Idempotency-Key reused with another body (`idempotency_conflict`)",
     413: "Body over MAX_BODY_BYTES (`payload_too_large`)",
     415: "Body is not application/json (`unsupported_media_type`)",
-    422: "Wrong shape, types, sizes or counts; unknown fields or parameters (`validation_error`)",
+    422: "Wrong shape, types, sizes or counts; unknown fields or parameters (`validation_error`); on a write, "
+         "also an Idempotency-Key already used with another body (`idempotency_key_reused`), nothing queued",
     429: "Writes past WRITE_RATE_LIMIT for this key (`rate_limited`)",
     503: "A server the request needs is down, saturated or backpressured; retry after Retry-After",
 }
@@ -83,9 +83,10 @@ def parameters(kind: type) -> list[dict[str, Any]]:
 
 WRITE_HEADERS = [{"name": "Idempotency-Key", "in": "header", "required": False,
                   "schema": {"type": "string", "minLength": 1, "maxLength": limits.MAX_IDEMPOTENCY_KEY_CHARS},
-                  "description": "Same key and body within 24 h: the same receipt again, nothing queued"}]
+                  "description": "Same key and body within 24 h: the same receipt again, nothing queued; "
+                                 "the same key with another body: 422 `idempotency_key_reused`"}]
 READ_ERRORS = _errors(401, 403, 422, 503)  # 401 and 403 only when READS_REQUIRE_KEY=true
-WRITE_ERRORS = _errors(400, 401, 403, 408, 409, 413, 415, 422, 429, 503)
+WRITE_ERRORS = _errors(400, 401, 403, 408, 413, 415, 422, 429, 503)
 ADMIN_ERRORS = _errors(401, 403, 422, 503)
 WRITE_SCOPE = [{"bearer": ["write"]}]
 READ_SCOPE = [{}, {"bearer": ["read"]}]  # open unless READS_REQUIRE_KEY=true
@@ -240,7 +241,7 @@ def _paths() -> dict[str, Any]:
             "delete": {"summary": "Delete an item (a versioned tombstone); a missing key is accepted",
                        "operationId": "deleteItem", "security": WRITE_SCOPE,
                        "parameters": [key_param, *WRITE_HEADERS],
-                       "responses": {**RECEIPT, **_errors(401, 409, 422, 429, 503)}},
+                       "responses": {**RECEIPT, **_errors(401, 403, 422, 429, 503)}},
         },
         "/api/v1/items": {
             "get": {"summary": "Persisted items in key order (UTF-8 bytes), keyset-paginated",

@@ -74,9 +74,17 @@ class RequestTimeout(APIError):
         super().__init__(message, headers={"Connection": "close"})
 
 
-class Conflict(APIError):
-    status, code = 409, "idempotency_conflict"
-    message = "This Idempotency-Key was already used with a different request body."
+class IdempotencyKeyReused(APIError):
+    """422: the Idempotency-Key went with another request body (draft-ietf-httpapi-idempotency-key-header).
+
+    The draft keeps 409 for a request still being processed; a write here is
+    accepted atomically (lua/accept.lua), so a concurrent retry is never "in
+    progress": it gets the first one's receipt.
+    """
+
+    status, code = 422, "idempotency_key_reused"
+    message = ("This Idempotency-Key was already used with a different request body; nothing was queued. "
+               "Use a new key for a new request.")
 
 
 class PayloadTooLarge(APIError):
@@ -147,7 +155,7 @@ _FROM_STORAGE: tuple[tuple[type[storage.StorageError], type[APIError]], ...] = (
     (storage.QueueUnavailable, QueueUnavailable),
     (storage.RedisUnavailable, CacheUnavailable),
     (storage.ReplicationTimeout, ReplicationTimeout),
-    (storage.IdempotencyConflict, Conflict),
+    (storage.IdempotencyKeyReused, IdempotencyKeyReused),
     (storage.RateLimited, RateLimited),
     (storage.Backpressure, Backpressure),
     (storage.Unavailable, ServiceUnavailable),

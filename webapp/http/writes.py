@@ -5,8 +5,8 @@ which takes every write in gunicorn, and the Flask views (webapp/api/items.py,
 events.py), thin adapters for an app run without those layers. A write is
 checked in this order, each check answering its own 4xx and nothing queued:
 the key and its `write` scope (401, 403), the media type (415), the body (400,
-422, all or nothing), the Idempotency-Key (422); then the queue (202, or 409,
-429, 503 from storage).
+422, all or nothing), the Idempotency-Key (422); then the queue (202, or 422 for a reused
+Idempotency-Key, 429, 503 from storage).
 """
 import hashlib
 from collections.abc import Callable

@@ -53,7 +53,7 @@ class Refused(StorageError):
     """The queue refused the write on purpose; nothing was queued."""
 
 
-class IdempotencyConflict(Refused):
+class IdempotencyKeyReused(Refused):
     """The Idempotency-Key was used before with a different request."""
 
 

@@ -22,7 +22,7 @@ from webapp.storage.bounds import Timebox, no_timebox
 from webapp.storage.errors import (
     Backpressure,
     CacheUnavailable,
-    IdempotencyConflict,
+    IdempotencyKeyReused,
     QueueUnavailable,
     RateLimited,
     ReplicationTimeout,
@@ -40,7 +40,7 @@ IDEMPOTENCY_KEY_BYTES = 420  # its Idempotency-Key and the key's entry in the ex
 CLOCK_CHECK_S = 10.0  # how often a web worker measures its clock against Redis's
 # spillway_write_refusals_total{reason}: the first class that matches names the reason.
 REFUSED_FOR: tuple[tuple[type[StorageError], str], ...] = (
-    (Backpressure, "backpressure"), (RateLimited, "rate_limited"), (IdempotencyConflict, "idempotency_conflict"),
+    (Backpressure, "backpressure"), (RateLimited, "rate_limited"), (IdempotencyKeyReused, "idempotency_key_reused"),
     (ReplicationTimeout, "replication_timeout"), (QueueUnavailable, "queue_unavailable"),
 )
 
@@ -93,7 +93,7 @@ class WriteQueue:
         """Queue one write of records (all of one kind); return its receipt.
 
         For items the script also caches each record as a pending entry (read-
-        your-writes). Raises IdempotencyConflict, RateLimited, Backpressure or
+        your-writes). Raises IdempotencyKeyReused, RateLimited, Backpressure or
         QueueUnavailable; nothing was queued then. Each refusal is counted in
         spillway_write_refusals_total{reason}.
         """
@@ -140,7 +140,7 @@ class WriteQueue:
                 ACCEPTED.labels(kind).inc(len(records))
             return Receipt(result[1].decode(), int(result[2]), self.settings.write_durability)
         if status == "conflict":
-            raise IdempotencyConflict()
+            raise IdempotencyKeyReused()
         if status == "rate_limited":
             raise RateLimited(retry_after=max(1.0, int(result[1]) / 1_000_000))
         if status == "backpressure":  # Retry-After: the queue's excess over the drains' measured pace
