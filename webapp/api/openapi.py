@@ -21,6 +21,13 @@ ETAG = {"ETag": {"description": 'The item\'s strong validator, made of its versi
 IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
                  "description": "ETags from earlier answers (a list, W/ allowed, compared weakly), or `*`: "
                                 "304 without a body when one matches the item's"}
+RATE_LIMIT = {  # draft-ietf-httpapi-ratelimit-headers; only with WRITE_RATE_LIMIT set
+    "RateLimit-Policy": {"description": 'The API key\'s write limit, e.g. `"writes";q=100;w=60`: 100 writes a minute '
+                                        "(only with WRITE_RATE_LIMIT)", "schema": {"type": "string"}},
+    "RateLimit": {"description": 'What the limit leaves, e.g. `"writes";r=42;t=35`: 42 writes may go now, the whole '
+                                 "limit is back in 35 s (on a 429, r=0 and t is the Retry-After)",
+                  "schema": {"type": "string"}},
+}
 BODIES = (schemas.ItemsIn, schemas.EventsIn, schemas.RedriveIn, schemas.ItemKeysIn)
 _REF = "#/components/schemas/{name}"
 
@@ -53,6 +60,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         headers = dict(REQUEST_ID)
         if status in (429, 503):
             headers.update(RETRY_AFTER)
+        if status == 429:
+            headers.update(RATE_LIMIT)
         out[str(status)] = {"description": ERROR_TEXT[status], "headers": headers, "content": _json(_ref("Error"))}
     return out
 
@@ -92,7 +101,7 @@ WRITE_SCOPE = [{"bearer": ["write"]}]
 READ_SCOPE = [{}, {"bearer": ["read"]}]  # open unless READS_REQUIRE_KEY=true
 ADMIN_SCOPE = [{"bearer": ["admin"]}]
 RECEIPT = _ok(202, "Queued durably in Redis; see status_url", _ref("Receipt"),
-              {"Location": {"description": "The status URL", "schema": {"type": "string"}}})
+              {"Location": {"description": "The status URL", "schema": {"type": "string"}}, **RATE_LIMIT})
 
 
 def _schemas() -> dict[str, Any]:

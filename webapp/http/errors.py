@@ -6,6 +6,7 @@ webapp/server/respond.py turn them into the one JSON error shape.
 """
 from typing import Any
 
+from webapp.http import ratelimit
 from webapp.http.environ import ERROR_CODE
 from webapp.storage import errors as storage
 
@@ -166,5 +167,8 @@ def from_storage(err: storage.StorageError) -> APIError:
     """The API error a storage error answers as (a 500 for one the API has no name for)."""
     for kind, api_kind in _FROM_STORAGE:
         if isinstance(err, kind):
-            return api_kind(retry_after=err.retry_after)
+            answer = api_kind(retry_after=err.retry_after)
+            if isinstance(err, storage.RateLimited) and err.rate is not None:
+                answer.headers.update(ratelimit.headers(err.rate))
+            return answer
     return APIError()

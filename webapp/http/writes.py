@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webapp import jsonio
-from webapp.http import decode, limits, paths
+from webapp.http import decode, limits, paths, ratelimit
 from webapp.http.errors import UnsupportedMediaType, ValidationFailed, from_storage
 from webapp.http.keys import KeyRing
 from webapp.http.render import receipt_body
@@ -103,4 +103,7 @@ def accept(request: WriteRequest, queue: WriteQueue, keys: KeyRing) -> Answer:
     except StorageError as err:
         raise from_storage(err) from None
     out = receipt_body(receipt)
-    return Answer(202, [("Content-Type", "application/json"), ("Location", out["status_url"])], jsonio.encode(out))
+    headers = [("Content-Type", "application/json"), ("Location", out["status_url"])]
+    if receipt.rate is not None:  # WRITE_RATE_LIMIT is set
+        headers += ratelimit.headers(receipt.rate).items()
+    return Answer(202, headers, jsonio.encode(out))
