@@ -272,7 +272,7 @@ def _paths() -> dict[str, Any]:
                      "operationId": "getItems", "security": READ_SCOPE,
                      "requestBody": {"required": True, "content": _json(_ref("ItemKeysIn"))},
                      "responses": {**_ok(200, "The items found, and the keys missing", _ref("ItemsFound")),
-                                   **_errors(400, 413, 415), **READ_ERRORS}},
+                                   **_errors(400, 408, 413, 415), **READ_ERRORS}},
         },
         "/api/v1/events": {
             "get": {"summary": "Persisted events, newest occurred_at first, then arrival", "operationId": "listEvents",
