@@ -31,6 +31,7 @@ run-ha: sysdeps venv
 test: SYSDEPS = test
 test: sysdeps venv check
 	promtool check rules deploy/prometheus-alerts.yml
+	promtool check config deploy/prometheus.yml
 	promtool test rules deploy/prometheus-alerts.test.yml
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 

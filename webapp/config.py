@@ -99,7 +99,7 @@ class Settings:
     worker_nice: int = setting("WORKER_NICE", 0, "CPU niceness of the drain processes (0: none); higher lets a burst of requests take the CPUs of a host shared with the web, and the drain falls behind")
     flower_port: int = setting("FLOWER_PORT", 5555, "port of Celery Flower (on 127.0.0.1)")
     flower_basic_auth: str = setting("FLOWER_BASIC_AUTH", "", "`user:password` for Flower; `make run` generates it into .env")
-    log_level: str = setting("LOG_LEVEL", "info", "`debug`, `info`, `warning` or `error`")
+    log_level: str = setting("LOG_LEVEL", "info", "`debug`, `info`, `warning`, `error` or `critical` (any case)")
     request_log: bool = setting("REQUEST_LOG", True, "one JSON line per request on stdout (`false`: none)")
     var_dir: str = setting("VAR_DIR", str(ROOT / "var"), "runtime files: private servers, logs, pid files, metrics")
     private_mysql_port: int = setting("PRIVATE_MYSQL_PORT", 3307, "port of the private MariaDB `make run` starts")
@@ -171,6 +171,7 @@ class Settings:
 
 
 DAY_S = 86400
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 SCOPES = ("write", "read", "admin")
 DEFAULT_SCOPES = frozenset({"write", "read"})  # a key without scopes: as before scopes existed
 
@@ -251,6 +252,9 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         elif env in source:
             values[f.name] = _convert(env, type(f.default), source[env])
     settings = Settings(**values)
+    if settings.log_level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {settings.log_level!r}")
+    settings = dataclasses.replace(settings, log_level=settings.log_level.lower())  # gunicorn, Celery, logging
     if settings.mysql_tls not in ("auto", "off", "preferred", "required"):
         raise ConfigError(f"MYSQL_TLS must be auto, off, preferred or required, got {settings.mysql_tls!r}")
     if settings.write_rate_limit:

@@ -18,6 +18,7 @@ from spillway_client.errors import (
     ConnectionFailed,
     DeadlineExceeded,
     Forbidden,
+    IdempotencyKeyReused,
     InvalidRecord,
     NotFound,
     PayloadTooLarge,
@@ -32,7 +33,8 @@ from spillway_client.errors import (
 )
 
 __all__ = [
-    "BadRequest", "Conflict", "ConnectionFailed", "DeadlineExceeded", "Forbidden", "InvalidRecord", "NotFound",
+    "BadRequest", "Conflict", "ConnectionFailed", "DeadlineExceeded", "Forbidden", "IdempotencyKeyReused",
+    "InvalidRecord", "NotFound",
     "PayloadTooLarge", "RateLimited", "Receipt", "ServerError", "Spillway", "SpillwayError", "Unauthorized",
     "Unavailable", "ValidationError", "WaitTimeout", "WriteDead", "__version__",
 ]

@@ -48,7 +48,7 @@ class NotFound(SpillwayError):
 
 
 class Conflict(SpillwayError):
-    """409: an Idempotency-Key reused with another body (`idempotency_conflict`)."""
+    """409, and the parent of IdempotencyKeyReused (which servers before the 422 answered with 409)."""
 
 
 class PayloadTooLarge(SpillwayError):
@@ -57,6 +57,15 @@ class PayloadTooLarge(SpillwayError):
 
 class ValidationError(SpillwayError):
     """422: the request's shape, types or sizes; `details` lists each problem with its path."""
+
+
+class IdempotencyKeyReused(Conflict, ValidationError):
+    """422 `idempotency_key_reused`: the Idempotency-Key went with another body before; nothing was queued.
+
+    Both a Conflict (what older servers answered: 409 `idempotency_conflict`,
+    mapped here too) and a ValidationError (its status now), so either except
+    clause catches it.
+    """
 
 
 class RateLimited(SpillwayError):
@@ -114,9 +123,13 @@ class WriteDead(SpillwayError):
 
 
 # HTTP status -> error class; any other 4xx is a SpillwayError, any other 5xx a ServerError.
+# An error code in BY_CODE wins over the status.
 BY_STATUS: dict[int, type[SpillwayError]] = {
     400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 413: PayloadTooLarge,
     422: ValidationError, 429: RateLimited, 503: Unavailable,
+}
+BY_CODE: dict[str, type[SpillwayError]] = {
+    "idempotency_key_reused": IdempotencyKeyReused, "idempotency_conflict": IdempotencyKeyReused,
 }
 
 
@@ -128,6 +141,7 @@ def error_for(status: int, body: Any, retry_after: float | None = None, text: st
         code = str(error.get("code") or f"http_{status}")
         message = str(error.get("message") or "")
         details = error.get("details")
+        kind = BY_CODE.get(code, kind)
     else:  # not Spillway's JSON shape: a proxy's page, say
         code, message, details = f"http_{status}", " ".join(text.split())[:200], None
     return kind(message or f"HTTP {status}", status=status, code=code, details=details, retry_after=retry_after)

@@ -24,6 +24,7 @@ from spillway_client import (
     ConnectionFailed,
     DeadlineExceeded,
     Forbidden,
+    IdempotencyKeyReused,
     InvalidRecord,
     NotFound,
     PayloadTooLarge,
@@ -273,7 +274,8 @@ def test_retry_after_is_honoured(stub):
 
 
 @pytest.mark.parametrize(("status", "code", "kind"), [
-    (422, "validation_error", ValidationError), (401, "unauthorized", Unauthorized), (409, "idempotency_conflict", Conflict),
+    (422, "validation_error", ValidationError), (401, "unauthorized", Unauthorized),
+    (422, "idempotency_key_reused", IdempotencyKeyReused), (409, "idempotency_conflict", IdempotencyKeyReused),
     (413, "payload_too_large", PayloadTooLarge), (400, "invalid_json", BadRequest), (500, "internal_error", ServerError),
 ])
 def test_other_errors_are_raised_at_once_with_the_servers_error(stub, status, code, kind):
@@ -283,6 +285,12 @@ def test_other_errors_are_raised_at_once_with_the_servers_error(stub, status, co
         api.put_items([("a", {})])
     assert len(stub.requests) == 1
     assert (caught.value.status, caught.value.code, caught.value.details) == (status, code, details)
+
+
+def test_a_reused_idempotency_key_is_both_a_conflict_and_a_validation_error():
+    err = error_for(422, {"error": {"code": "idempotency_key_reused", "message": "Used with another body."}})
+    assert isinstance(err, Conflict) and isinstance(err, ValidationError) and err.status == 422
+    assert type(error_for(422, {"error": {"code": "validation_error", "message": "x"}})) is ValidationError
 
 
 def test_a_failed_chunk_reports_the_receipts_of_the_chunks_before_it(stub):

@@ -20,12 +20,23 @@ def test_environment_beats_env_file_and_types_are_converted(tmp_path, monkeypatc
 @pytest.mark.parametrize("name, value", [
     ("PORT", "eighty"), ("PORT", "-1"), ("READS_REQUIRE_KEY", "maybe"), ("CACHE_TTL", "1h"),
     ("MYSQL_TLS", "sometimes"), ("WRITE_RATE_LIMIT", "fast"), ("WRITE_BATCH_MAX", "0"),
+    ("LOG_LEVEL", "verbose"), ("LOG_LEVEL", "warn"), ("LOG_LEVEL", ""),
 ])
 def test_malformed_settings_raise_config_error_naming_the_variable(monkeypatch, name, value):
     monkeypatch.setenv("SPILLWAY_ENV_FILE", "/dev/null")
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
         load_settings()
+
+
+def test_log_level_is_one_of_the_levels_every_process_knows_in_any_case(monkeypatch):
+    monkeypatch.setenv("SPILLWAY_ENV_FILE", "/dev/null")
+    monkeypatch.setenv("LOG_LEVEL", "Warning")
+    assert load_settings().log_level == "warning"
+    monkeypatch.setenv("LOG_LEVEL", "loud")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value) == "LOG_LEVEL must be one of debug, info, warning, error, critical, got 'loud'"
 
 
 def test_rates_and_urls_parse():

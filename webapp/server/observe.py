@@ -19,7 +19,8 @@ _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Any upper-case word is a method to gunicorn; a label per made-up method grew /metrics
 # without bound (300 random methods: 14 KB to 545 KB, measured). Others count as "other".
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_EXACT_ROUTES = frozenset({"/api/v1/items", "/api/v1/events", "/healthz", "/readyz", "/metrics", "/openapi.json"})
+_EXACT_ROUTES = frozenset({"/api/v1/items", "/api/v1/items:get", "/api/v1/events", "/healthz", "/readyz", "/metrics",
+                           "/openapi.json"})
 _PREFIX_ROUTES = (("/api/v1/items/", "/api/v1/items/<key>"), ("/api/v1/writes/", "/api/v1/writes/<write_id>"))
 
 

@@ -5,8 +5,10 @@ from typing import Any
 from webapp.clock import from_datetime, to_datetime
 from webapp.storage.records import Item, Queued
 
+Row = tuple[int, str | None, int]  # (version, data or None if deleted, updated_us)
 
-def get(con: Any, key: str) -> tuple[int, str | None, int] | None:
+
+def get(con: Any, key: str) -> Row | None:
     """(version, data or None if deleted, updated_us) for key, or None if no row."""
     with con.cursor() as cur:
         cur.execute("SELECT data, version, deleted, updated_at FROM items WHERE k = %s", (key,))
@@ -15,6 +17,16 @@ def get(con: Any, key: str) -> tuple[int, str | None, int] | None:
         return None
     data, version, deleted, updated_at = row
     return int(version), (None if deleted else data), from_datetime(updated_at)
+
+
+def get_many(con: Any, keys: Sequence[str]) -> dict[str, Row]:
+    """{key: (version, data or None if deleted, updated_us)} for those of `keys` that have a row."""
+    marks = ",".join(["%s"] * len(keys))
+    with con.cursor() as cur:
+        cur.execute(f"SELECT k, data, version, deleted, updated_at FROM items WHERE k IN ({marks})", tuple(keys))
+        rows = cur.fetchall()
+    return {k: (int(version), None if deleted else data, from_datetime(updated_at))
+            for k, data, version, deleted, updated_at in rows}
 
 
 def prefix_end(prefix: str) -> str | None:
