@@ -16,13 +16,13 @@ import redis as redis_lib
 from deploy.bootstrap import Stack
 from deploy.processes import CeleryWorker, Flower, WebServer, free_port, wait_for
 from tests.e2e.helpers import API_KEY, FLOWER_PASSWORD, FLOWER_USER, MYSQL_PORT, OTHER_KEY, REDIS_PORT, VAR
-from webapp.config import documented_settings, load_settings
+from webapp.config import documented_settings, load_settings, secret_settings
 from webapp.storage.mysql import connect_kwargs
 from webapp.storage.services import Services
 
 TABLES = ("items", "events", "dead_letters")
 # Settings from the developer's shell must not leak into live test processes.
-_SETTING_NAMES = {env for env, _, _ in documented_settings()}
+_SETTING_NAMES = {env for env, _, _ in documented_settings()} | {f"{env}_FILE" for env in secret_settings()}
 
 
 @pytest.fixture(scope="session")
