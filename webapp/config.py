@@ -1,6 +1,6 @@
 """Settings: the one reader of os.environ (and of .env, through python-dotenv).
 
-Flask, gunicorn.conf.py, celeryconfig.py, the drain and the bootstrap all call
+Flask, gunicorn_conf.py, celeryconfig.py, the drain, `spillway` and the bootstrap all call
 load_settings(), so one variable means the same thing to every process.
 Every setting is declared once below with its default and a line of doc; the
 docs/configuration.md's table is checked against this list by a test.
