@@ -4,7 +4,8 @@ A fresh virtualenv gets the package built from a copy of the checkout, and then,
 from a directory of their own (so nothing is imported from the checkout): the
 command lists its commands; `spillway migrate` upgrades an old-schema database
 with its data intact; `spillway web`, `worker` and `flower` run with secrets
-given as *_FILE and carry a write through to MySQL.
+given as *_FILE and carry a write through to MySQL; `status` and `dead-letters` read
+the same servers.
 
 To stay near 30 s and off the network for dependencies, the virtualenv sees this
 test run's own site-packages (the pinned dependencies) through a .pth file, and
@@ -100,11 +101,11 @@ def test_spillway_migrate_upgrades_an_old_schema_database_with_its_data(installe
     assert again.returncode == 0 and again.stdout.strip() == "The schema is up to date."
 
 
-def test_installed_web_worker_and_flower_take_their_secrets_from_files(installed, fresh, base_env, db, processes,
+def test_installed_web_worker_flower_and_tools_take_their_secrets_from_files(installed, fresh, base_env, db, processes,
                                                                       tmp_path):
     """The installed programs find their gunicorn, Celery and Flower settings in the package, and read
-    API_KEYS, MYSQL_URL and FLOWER_BASIC_AUTH from files: a write is accepted, drained into MySQL, and
-    Flower asks for its password."""
+    API_KEYS, MYSQL_URL and FLOWER_BASIC_AUTH from files: a write is accepted, drained into MySQL,
+    Flower asks for its password, and `status` and `dead-letters` read the same servers."""
     venv, cwd = installed
     env = secret_files(tmp_path, {**base_env, "PORT": str(free_port()), "FLOWER_PORT": str(free_port()),
                                   "WEB_WORKERS": "1", "WORKER_CONCURRENCY": "1", **{k: str(v) for k, v in FAST.items()}},
@@ -135,3 +136,7 @@ def test_installed_web_worker_and_flower_take_their_secrets_from_files(installed
     assert requests.get(flower + "/api/workers", timeout=10).status_code == 401
     assert requests.get(flower + "/api/workers", timeout=10, auth=(FLOWER_USER, FLOWER_PASSWORD)).status_code == 200
     assert API_KEY not in json.dumps(dict(env))  # the key itself was in no process's environment
+    status = spillway(installed, "status", "--window", "0.2", env=env)
+    assert status.returncode == 0 and "drain workers 1 alive" in status.stdout, status.stdout + status.stderr
+    letters = spillway(installed, "dead-letters", "list", env=env)  # runs in the Flask app's context
+    assert letters.returncode == 0 and letters.stdout == "", letters.stderr

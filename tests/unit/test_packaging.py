@@ -64,3 +64,20 @@ def test_the_console_script_is_the_spillway_command():
 
     assert PYPROJECT["project"]["scripts"] == {"spillway": "deploy.cli:main"}
     assert {"web", "worker", "flower", "init-db", "migrate", "status", "dead-letters"} <= set(cli.commands)
+
+
+def test_the_tools_reach_make_runs_private_servers_when_no_url_is_set(tmp_path, monkeypatch):
+    """`spillway dead-letters ...` in a checkout after `make run`, with no MYSQL_URL / REDIS_URL exported."""
+    from deploy.cli import private_servers
+    from webapp.config import load_settings
+
+    monkeypatch.setenv("SPILLWAY_ENV_FILE", "/dev/null")
+    unset = {"var_dir": str(tmp_path), "mysql_url": "", "redis_url": "", "redis_sentinels": "",
+             "private_redis_password": "pw", "private_mysql_port": 3307, "private_redis_port": 6380}
+    assert private_servers(load_settings(unset)) == {}  # make run never ran here: nothing to find
+    assert list(tmp_path.iterdir()) == []  # ... and no password file was made looking
+    (tmp_path / "mariadb.password").write_text("dbpw")
+    assert private_servers(load_settings(unset)) == {"mysql_url": "mysql://spillway:dbpw@127.0.0.1:3307/spillway",
+                                                     "redis_url": "redis://:pw@127.0.0.1:6380/0"}
+    given = load_settings({**unset, "mysql_url": "mysql://u:p@db.example/app"})
+    assert private_servers(given) == {"redis_url": "redis://:pw@127.0.0.1:6380/0"}  # a URL given wins
