@@ -31,11 +31,14 @@ def init_app(app: Flask) -> None:
 
 
 def command_settings(*required: str) -> Settings:
-    """The settings, with what the caller added under OVERRIDES; a missing or malformed one ends the command."""
+    """The settings, with what the caller added under OVERRIDES; a missing or malformed one ends the command
+    with one line naming it and exit status 2."""
+    ctx = click.get_current_context()
     try:
-        return load_settings(click.get_current_context().meta.get(OVERRIDES)).require(*required)
+        return load_settings(ctx.meta.get(OVERRIDES)).require(*required)
     except ConfigError as err:
-        raise click.ClickException(str(err)) from None
+        click.echo(f"spillway: {err}", err=True)
+        ctx.exit(2)
 
 
 @click.command("init-db")
