@@ -29,7 +29,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from deploy.bootstrap import Stack, ensure_env_file
+from deploy.bootstrap import Stack, ensure_env_file, flower_environment
 from deploy.servers import ServerError, alive, port_open
 from webapp.config import ROOT, ConfigError, env_file_values, load_settings, masked
 
@@ -134,6 +134,9 @@ def _child_environment(settings, urls, var_dir):
             env.setdefault(name, value)
     # Everything else stays in .env, which the programs read themselves: a reload
     # (supervisorctl signal HUP web) then picks up changed keys.
+    flower_environment(env, settings)
+    for name in urls:  # the URLs given here win over a NAME_FILE they may have come from
+        env.pop(f"{name}_FILE", None)
     env.update(urls)
     env.update({
         MARK: str(var_dir),
