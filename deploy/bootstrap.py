@@ -1,10 +1,9 @@
 """What `make run` and `make test` share: secrets in .env, private servers, the schema."""
 import os
 import secrets
-import stat
 from pathlib import Path
 
-from deploy.servers import BrokerRedis, MariaDB, Redis, RedisReplica, Sentinel
+from deploy.servers import BrokerRedis, MariaDB, Redis, RedisReplica, Sentinel, write_private
 from webapp.config import HOME, load_settings, redis_userinfo
 from webapp.storage.startup import apply_schema
 
@@ -37,8 +36,7 @@ def ensure_env_file(path=None):
         lines = "".join(f"{k}={v}\n" for k, v in added.items())
         if existing and not existing.endswith("\n"):
             existing += "\n"
-        path.write_text(existing + header + lines)
-        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        write_private(path, existing + header + lines)
     return added
 
 
@@ -57,8 +55,7 @@ def _secret_file(var_dir, name):
     path = Path(var_dir) / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(18))
-        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        write_private(path, secrets.token_urlsafe(18))
     return path.read_text().strip()
 
 

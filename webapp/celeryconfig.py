@@ -32,13 +32,16 @@ accept_content = ["json"]
 # worker process died (SIGKILL) so the slot is picked up again at once.
 task_acks_late = True
 task_reject_on_worker_lost = True
-worker_cancel_long_running_tasks_on_connection_loss = True
+# A broker blip must not kill the drains: a running drain task holds no broker state that a reconnect
+# would lose (its slot lease and the entries it reads are in the write queue's Redis).
+worker_cancel_long_running_tasks_on_connection_loss = False
 # One message at a time per process: a drain task runs for seconds, and a
 # prefetched one would wait behind it while its slot lease runs out.
 worker_prefetch_multiplier = 1
-# Seconds before Redis gives an unacknowledged message to another worker. Longer
-# than a drain task; a redelivered task with a stale slot token exits at once.
-broker_transport_options: dict[str, object] = {"visibility_timeout": 300, "socket_timeout": 5,
+# Seconds before Redis gives an unacknowledged message to another worker: longer than a drain task may
+# run (its time limit, tasks/drain.py: about 6 minutes), so no message of a running task is handed out
+# twice. A redelivered task with a stale slot token exits at once.
+broker_transport_options: dict[str, object] = {"visibility_timeout": 3600, "socket_timeout": 5,
                                                "socket_connect_timeout": 2, "health_check_interval": 5}
 if _broker.is_sentinel:
     # With Sentinel, kombu finds the primary through any of them and follows a failover. The

@@ -52,7 +52,9 @@ class Settings:
     db_pool_size: int = setting("DB_POOL_SIZE", 8, "MySQL connections per web worker process (the pool's bound)")
     db_pool_timeout: float = setting("DB_POOL_TIMEOUT", 2.0, "seconds a request waits for a pooled connection before 503 `pool_timeout`")
     db_query_timeout: float = setting("DB_QUERY_TIMEOUT", 2.0, "seconds a read query may take before 503 `database_unavailable`")
-    db_write_timeout: float = setting("DB_WRITE_TIMEOUT", 30.0, "seconds a drain transaction may take before it is retried")
+    db_list_timeout: float = setting("DB_LIST_TIMEOUT", 5.0, "seconds a list (items, events) may take, in MySQL too (a statement time limit), before 503 `database_unavailable`; its own budget, so a slow list never counts against the point reads")
+    list_max_bytes: int = setting("LIST_MAX_BYTES", 4194304, "most bytes of items or events in one list page; a page stops before it (at least one record) and `next` goes on from there")
+    db_write_timeout: float = setting("DB_WRITE_TIMEOUT", 10.0, "seconds a drain transaction may take before it is retried; MySQL itself stops a statement past it (MariaDB's max_statement_time), and it must be shorter than WRITE_CLAIM_IDLE")
     db_retry_interval: float = setting("DB_RETRY_INTERVAL", 1.0, "after repeated connection failures, seconds reads fail fast before MySQL is tried again")
     db_reserved_connections: int = setting("DB_RESERVED_CONNECTIONS", 10, "connections kept free for operators when checking the budget")
     db_budget_web_hosts: int = setting("DB_BUDGET_WEB_HOSTS", 1, "hosts running the web server with these settings (for the budget check)")
@@ -61,6 +63,7 @@ class Settings:
     cache_ttl: float = setting("CACHE_TTL", 3600.0, "seconds a persisted item stays cached")
     cache_ttl_jitter: float = setting("CACHE_TTL_JITTER", 0.1, "fraction of CACHE_TTL taken off at random, so entries do not expire together")
     negative_cache_ttl: float = setting("NEGATIVE_CACHE_TTL", 5.0, "seconds a 404 from MySQL is cached")
+    replica_max_lag_s: float = setting("REPLICA_MAX_LAG_S", 30.0, "with MYSQL_REPLICA_URL: for this long after an item is persisted a miss checks the replica's row against its version (an older one is read again from the primary), and a replica that reports more lag than this is not read at all")
     replica_cache_ttl: float = setting("REPLICA_CACHE_TTL", 30.0, "seconds an item read from MYSQL_REPLICA_URL stays cached (a lagging replica's old row does not stay for CACHE_TTL)")
     # --- API ------------------------------------------------------------------
     api_keys: str = setting("API_KEYS", "", "comma-separated bearer keys, each `key` or `key:scope+scope` with scopes `write`, `read`, `admin` (a key without scopes writes and reads); `make run` generates one with every scope into .env", True, secret=True)
@@ -83,7 +86,7 @@ class Settings:
     # --- the drain ------------------------------------------------------------
     write_batch_max: int = setting("WRITE_BATCH_MAX", 1000, "most records written by one multi-row upsert")
     write_flush_interval: float = setting("WRITE_FLUSH_INTERVAL", 0.2, "seconds the drain waits to fill a batch before writing what it has")
-    write_claim_idle: float = setting("WRITE_CLAIM_IDLE", 15.0, "seconds after which entries held by a silent worker are reclaimed")
+    write_claim_idle: float = setting("WRITE_CLAIM_IDLE", 15.0, "seconds after which entries held by a silent worker are reclaimed (a drain still writing them touches them before each try, so they never look silent)")
     drain_concurrency: int = setting("DRAIN_CONCURRENCY", 0, "drain tasks running at once across all worker hosts; 0: WORKER_CONCURRENCY")
     drain_lag_budget: float = setting("DRAIN_LAG_BUDGET_S", 5.0, "during a burst of writes the drain pauses while the oldest queued write is younger than this, leaving the CPUs to the web; past it the drain takes what it needs (0: never pause)")
     drain_task_seconds: float = setting("DRAIN_TASK_SECONDS", 5.0, "seconds one drain task runs before handing over to its successor")
@@ -96,6 +99,7 @@ class Settings:
     web_backlog: int = setting("WEB_BACKLOG", 4096, "pending connections the listen socket holds")
     web_timeout: int = setting("WEB_TIMEOUT", 30, "seconds before a silent worker is restarted")
     web_graceful_timeout: int = setting("WEB_GRACEFUL_TIMEOUT", 10, "seconds a stopping worker gets to finish its requests")
+    web_send_timeout: float = setting("WEB_SEND_TIMEOUT", 30.0, "seconds a client has to take a response; a reader slower than that gets its connection closed, so it cannot pin the response's memory")
     web_keepalive: int = setting("WEB_KEEPALIVE", 5, "seconds an idle keep-alive connection is held")
     web_max_requests: int = setting("WEB_MAX_REQUESTS", 0, "requests after which a worker is recycled; 0: never")
     web_max_requests_jitter: int = setting("WEB_MAX_REQUESTS_JITTER", 0, "random extra requests before recycling, so workers do not restart together")
@@ -294,6 +298,9 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         raise ConfigError("PRIVATE_REDIS_APPENDFSYNC must be everysec or always")
     if not 1 <= settings.write_batch_max <= 10000:
         raise ConfigError("WRITE_BATCH_MAX must be between 1 and 10000")
+    if settings.write_claim_idle <= settings.db_write_timeout:
+        raise ConfigError("WRITE_CLAIM_IDLE must be longer than DB_WRITE_TIMEOUT: another drain would claim a batch "
+                          "still being written")
     if settings.write_durability not in ("aof", "fsync", "replica"):
         raise ConfigError(f"WRITE_DURABILITY must be aof, fsync or replica, got {settings.write_durability!r}")
     if settings.write_durability == "replica" and settings.write_replica_timeout >= settings.redis_timeout:

@@ -19,7 +19,7 @@ OTHER_KEY = "test-key-2"
 STREAM, DEPTH = "spillway:queue", "spillway:queue:depth"
 HEADERS = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
 FLOWER_USER, FLOWER_PASSWORD = "admin", "test-flower-password"
-FAST = {"WRITE_CLAIM_IDLE": 3, "DRAIN_TASK_SECONDS": 2}  # quick reclaim and handover in tests
+FAST = {"WRITE_CLAIM_IDLE": 3, "DB_WRITE_TIMEOUT": 2, "DRAIN_TASK_SECONDS": 2}  # quick reclaim and handover
 
 
 def post(web, path, body, **kwargs):

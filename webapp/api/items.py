@@ -9,7 +9,7 @@ from webapp.http.decode import item_keys, query
 from webapp.http.environ import PEEKED
 from webapp.http.errors import ItemNotFound
 from webapp.http.paths import decode_cursor, encode_cursor, is_key
-from webapp.http.render import item_json
+from webapp.http.render import item_json, within_bytes
 from webapp.http.schemas import ItemListQuery, NoQuery
 from webapp.jsonio import dumps
 from webapp.storage.sql import items as items_sql
@@ -59,11 +59,13 @@ def list_items() -> Response:
     require_read_key()
     q = query(ItemListQuery, request.args.lists())
     after = decode_cursor(q.cursor, _is_key_cursor)["k"] if q.cursor else None
-    rows = storage().reads.run(lambda con: items_sql.page(con, q.prefix, after, q.limit + 1))
-    more = len(rows) > q.limit
-    rows = rows[: q.limit]
-    next_cursor = encode_cursor({"k": rows[-1][0]}) if more else None
-    body = '{"items":[' + ",".join(item_json(*row) for row in rows) + '],"next":' + dumps(next_cursor) + "}"
+    s = storage().settings
+    rows = storage().reads.run(lambda con: items_sql.page(con, q.prefix, after, q.limit + 1, s.db_list_timeout),
+                               timeout=s.db_list_timeout)
+    parts, more = within_bytes([item_json(*row) for row in rows[: q.limit]], s.list_max_bytes)
+    more = more or len(rows) > q.limit
+    next_cursor = encode_cursor({"k": rows[len(parts) - 1][0]}) if more else None
+    body = '{"items":[' + ",".join(parts) + '],"next":' + dumps(next_cursor) + "}"
     return json_response(body)
 
 

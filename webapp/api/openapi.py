@@ -174,7 +174,7 @@ def _schemas() -> dict[str, Any]:
                            "properties": {"entries": {"type": "array", "items": {"type": "object"}},
                                           "next": {"type": ["string", "null"]}}},
         "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
-        "Ready": {"type": "object", "required": ["status", "checks"], "properties": {
+        "Ready": {"type": "object", "required": ["status"], "properties": {
             "status": {"enum": ["ok", "degraded", "unavailable"]},
             "down": {"type": "array", "items": {"enum": ["mysql", "redis"]}},
             "checks": {"type": "object", "required": ["mysql", "redis"], "properties": {
@@ -292,12 +292,18 @@ def _paths() -> dict[str, Any]:
                     "responses": {**_ok(200, "The receipt", _ref("WriteStatus")), **_errors(404), **READ_ERRORS}},
         },
         **_dead_letter_paths(),
-        "/healthz": {"get": {"summary": "200 while the process serves", "operationId": "healthz",
+        "/livez": {"get": {"summary": "200 while the process answers (liveness)", "operationId": "livez",
+                           "responses": _ok(200, "Serving", _ref("Health"))}},
+        "/healthz": {"get": {"summary": "The older name of /livez", "operationId": "healthz", "deprecated": True,
                              "responses": _ok(200, "Serving", _ref("Health"))}},
-        "/readyz": {"get": {"summary": "Can the API serve? 503 names what is down", "operationId": "readyz",
-                            "responses": {**_ok(200, "Ready (ok, or degraded with no live drain worker)",
+        "/readyz": {"get": {"summary": "Can the API serve? `checks` only with a valid API key",
+                            "operationId": "readyz",
+                            "security": [{}, {"bearer": []}],
+                            "responses": {**_ok(200, "Ready: ok, or degraded (no live drain, drain retrying, "
+                                                     "Redis full, MySQL down: cached reads and writes still work)",
                                                 _ref("Ready")),
-                                          "503": {"description": "MySQL or Redis is unreachable",
+                                          **_errors(401),
+                                          "503": {"description": "Redis is unreachable: nothing can be written",
                                                   "headers": {**REQUEST_ID, **RETRY_AFTER},
                                                   "content": _json(_ref("Ready"))}}}},
         "/metrics": {"get": {"summary": "Prometheus text format", "operationId": "metrics",

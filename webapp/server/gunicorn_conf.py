@@ -10,6 +10,8 @@ import shutil
 import sys
 from typing import Any
 
+from gunicorn.arbiter import Arbiter
+
 from webapp.config import ConfigError, load_settings
 
 try:
@@ -79,6 +81,29 @@ proc_name = f"spillway-web-{_settings.port}"
 # One control socket per instance (the default path is shared by every gunicorn
 # of the user, so two instances would fight over it).
 control_socket = os.path.join(_settings.var_dir, "run", f"gunicorn-{_settings.port}.ctl")
+
+
+# --- Reloads ----------------------------------------------------------------------
+# kill -HUP (supervisorctl signal HUP web) re-reads this file and .env: the
+# documented way to rotate API_KEYS. A .env broken by that edit used to stop the
+# master with a traceback, and supervisord then gave up on it (FATAL): the web was
+# down. So a reload checks the settings first; a bad one is refused with one log
+# line, and the workers serve on with what they have until a good edit and HUP.
+def _refusing_bad_reloads(handle_hup):
+    def handle(arbiter):
+        try:
+            load_settings().require("mysql_url", "redis_url", "api_keys")
+        except ConfigError as err:
+            arbiter.log.error("spillway: reload refused, the workers serve on with their settings: %s", err)
+            return
+        handle_hup(arbiter)
+
+    handle.spillway_checked = True
+    return handle
+
+
+if not getattr(Arbiter.handle_hup, "spillway_checked", False):  # this file runs again at every reload
+    Arbiter.handle_hup = _refusing_bad_reloads(Arbiter.handle_hup)
 
 
 # --- Server hooks -------------------------------------------------------------------

@@ -149,6 +149,12 @@ class ItemCache:
             if time.monotonic() > give_up:
                 raise DatabaseUnavailable("MySQL did not answer in time")
 
+    def _behind(self, key: str, row: tuple[int, str | None, int] | None) -> bool:
+        """True if a replica's row (None: none) is older than the version of the key persisted last."""
+        with self._bounded():
+            floor = self.redis.zscore(keys.FLOORS, keys.item(key))
+        return floor is not None and (row is None or row[0] < floor)
+
     def _load_uncached(self, key: str) -> CacheEntry:
         """The row from MySQL, not cached (Redis cannot take it now)."""
         CACHE_LOAD.inc()
@@ -159,6 +165,9 @@ class ItemCache:
         CACHE_LOAD.inc()
         try:
             row, from_replica = self.reads.run_where(lambda con: items_sql.get(con, key))
+            if from_replica and self._behind(key, row):  # the replica lags behind what was persisted
+                with self.reads.primary.connection() as con:
+                    row, from_replica = items_sql.get(con, key), False
         except StorageError as err:
             failure = "!pool_timeout" if isinstance(err, PoolTimeout) else "!database_unavailable"
             with self._bounded():

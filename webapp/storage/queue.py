@@ -39,6 +39,7 @@ TROUBLE_WINDOW_MS = 30_000  # a drain retrying a server error reported it within
 RECEIPT_BYTES = 320  # its receipt hash, while the write is queued (counted against the byte bound)
 IDEMPOTENCY_KEY_BYTES = 420  # its Idempotency-Key and the key's entry in the expiry index, for IDEMPOTENCY_CACHE_S
 CLOCK_CHECK_S = 10.0  # how often a web worker measures its clock against Redis's
+CLOCK_SAMPLE_MAX_S = 0.05  # a measurement whose round trip took longer says too little: it is dropped
 # spillway_write_refusals_total{reason}: the first class that matches names the reason.
 REFUSED_FOR: tuple[tuple[type[StorageError], str], ...] = (
     (Backpressure, "backpressure"), (RateLimited, "rate_limited"), (IdempotencyKeyReused, "idempotency_key_reused"),
@@ -200,7 +201,13 @@ class WriteQueue:
             before = time.time()
             seconds, micros = self.redis.time()
             after = time.time()
-            self._offset_us = seconds * 1_000_000 + micros - int((before + after) / 2 * 1_000_000)
+            # Redis read its clock somewhere in [before, after] of ours: the offset is at least
+            # redis - after. That lower bound makes a deadline that is never later than the moment
+            # the client gives up; the midpoint, after a round trip stretched by a stalled Redis,
+            # put it up to half the stall later, and a write answered 503 could still be queued.
+            # A slow round trip bounds it too loosely: such a sample is dropped.
+            if after - before <= CLOCK_SAMPLE_MAX_S:
+                self._offset_us = seconds * 1_000_000 + micros - int(after * 1_000_000)
         return self._offset_us
 
     def receipt(self, write_id: str) -> dict[str, str] | None:
@@ -225,10 +232,11 @@ class WriteQueue:
         pipe.zcount(keys.ALIVE, now_ms - ALIVE_WINDOW_MS, "+inf")
         pipe.hgetall(keys.TROUBLE)
         pipe.info("memory")
+        pipe.info("persistence")
         pipe.xlen(keys.UNREADABLE)
         pipe.zcard(keys.EXPIRY)
         with bounded(CacheUnavailable, self._timebox, timeout or self.settings.redis_timeout):
-            depth, size, first, alive, trouble, memory, unreadable, idempotency_keys = pipe.execute()
+            depth, size, first, alive, trouble, memory, persistence, unreadable, idempotency_keys = pipe.execute()
         report = None
         if trouble and now_ms - int(trouble.get(b"at_ms", 0)) < TROUBLE_WINDOW_MS:
             report = {"error": trouble[b"error"].decode(errors="replace"),
@@ -237,7 +245,9 @@ class WriteQueue:
         return {"depth": int(depth or 0), "bytes": int(size or 0),
                 "oldest_age_s": round(head_age_s(first, now_ms), 3), "alive": int(alive), "trouble": report,
                 "unreadable": int(unreadable), "idempotency_keys": int(idempotency_keys),
-                "memory": {"used": used, "max": limit, "full": 0 < limit <= used}}
+                "memory": {"used": used, "max": limit, "full": 0 < limit <= used},
+                # a failed AOF write: Redis refuses writes (MISCONF) until one succeeds again (disk space back)
+                "aof_ok": str(persistence.get("aof_last_write_status", "ok")) == "ok"}
 
     def counters(self) -> dict[str, int]:
         """The drain's counters kept in Redis (records persisted and dead, batches, lag buckets)."""
