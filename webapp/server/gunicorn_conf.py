@@ -8,6 +8,7 @@ Run: gunicorn -c gunicorn.conf.py "webapp:create_app()"
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn.arbiter import Arbiter
@@ -89,8 +90,8 @@ control_socket = os.path.join(_settings.var_dir, "run", f"gunicorn-{_settings.po
 # master with a traceback, and supervisord then gave up on it (FATAL): the web was
 # down. So a reload checks the settings first; a bad one is refused with one log
 # line, and the workers serve on with what they have until a good edit and HUP.
-def _refusing_bad_reloads(handle_hup):
-    def handle(arbiter):
+def _refusing_bad_reloads(handle_hup: Callable[[Arbiter], None]) -> Callable[[Arbiter], None]:
+    def handle(arbiter: Arbiter) -> None:
         try:
             load_settings().require("mysql_url", "redis_url", "api_keys")
         except ConfigError as err:
@@ -98,7 +99,7 @@ def _refusing_bad_reloads(handle_hup):
             return
         handle_hup(arbiter)
 
-    handle.spillway_checked = True
+    setattr(handle, "spillway_checked", True)  # noqa: B010 (a marker on a function object)
     return handle
 
 
