@@ -165,6 +165,8 @@ def test_a_full_disk_under_the_aof_stops_accepts_with_503_and_every_202_lands_on
     assert refused >= 5, "the disk never filled"
     ready = get(web.url + "/readyz", headers=HEADERS).json()
     assert ready["checks"]["redis"] == "aof_write_failed" and ready["status"] == "degraded", ready
+    key, data = next(iter(accepted.values()))[0]
+    assert get(web.url + f"/api/v1/items/{key}", headers=HEADERS).json()["data"] == data  # reads still serve
     grown()  # space again: Redis writes its AOF, takes writes, and the drain acknowledges what it wrote
     client = redis_lib.Redis.from_url(url)
     wait_for(lambda: int(client.get("spillway:queue:depth") or 0) == 0, timeout=120, interval=0.5,
