@@ -34,6 +34,11 @@ from deploy.servers import ServerError, alive, port_open
 from webapp.config import ROOT, ConfigError, env_file_values, load_settings, masked
 
 MARK = "SPILLWAY_STACK"
+# What each role runs (make run ROLE=...): the programs supervisord starts; data runs only the private servers.
+ROLES = {"all": ("worker", "web", "flower"), "web": ("web",), "worker": ("worker",), "flower": ("flower",),
+         "data": ()}
+NEEDS = {"web": ("MYSQL_URL", "REDIS_URL"), "worker": ("MYSQL_URL", "REDIS_URL", "CELERY_BROKER_URL"),
+         "flower": ("REDIS_URL", "CELERY_BROKER_URL")}
 BIN = Path(sys.executable).parent
 STOP_GRACE = 60  # seconds supervisord gets to stop everything before it is killed
 
@@ -247,6 +252,54 @@ def _port_setting(server):
     return {"mariadb": "PRIVATE_MYSQL_PORT", "redis-broker": "PRIVATE_BROKER_PORT"}.get(server, "PRIVATE_REDIS_PORT")
 
 
+def _serve_role(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role):
+    """One role of a spread-out stack: say where things are once its programs run, then wait for a stop."""
+    announced = False
+    started = time.monotonic()
+    while supervisord.poll() is None:
+        relay.relay()
+        if terminal.check():
+            return 0
+        if not announced:
+            ready = (_ready(f"http://127.0.0.1:{settings.port}/readyz") if role == "web"
+                     else _running(ctl_conf, ROLES[role]))
+            if ready:
+                say(_role_banner(settings, urls, stack, role))
+                announced = True
+            elif time.monotonic() - started > 120:
+                say(f"spillway: ROLE={role} did not come up; see {settings.var_dir}/log/")
+                announced = True
+        time.sleep(0.5)
+    return 0 if terminal.stop else supervisord.returncode or 1
+
+
+def _running(ctl_conf, programs):
+    """True once supervisord reports every one of `programs` RUNNING."""
+    out = subprocess.run([str(BIN / "supervisorctl"), "-c", str(ctl_conf), "status", *programs],
+                         capture_output=True, text=True).stdout
+    return bool(programs) and all(f"{p} " in out and "RUNNING" in out.split(f"{p} ", 1)[1].split("\n")[0]
+                                  for p in programs)
+
+
+def _role_banner(settings, urls, stack, role):
+    """What a role's host runs, and (ROLE=data) the URLs the other hosts need."""
+    lines = ["", f"Spillway ROLE={role} is up."]
+    if role == "data":
+        lines += ["  Give the other hosts these (their .env, or the environment; the passwords are this host's):",
+                  *(f"    {name}={masked(url)}" for name, url in urls.items() if url)]
+        if settings.private_bind_host == "127.0.0.1":
+            lines.append("  (PRIVATE_BIND_HOST is 127.0.0.1: set it to this host's address so that others reach them)")
+    elif role == "web":
+        host = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
+        lines.append(f"  API         http://{host}:{settings.port}/api/v1/items   (readiness: /readyz)")
+    elif role == "flower":
+        lines.append(f"  Flower      http://127.0.0.1:{settings.flower_port}/")
+    else:
+        lines.append(f"  Drain       {settings.worker_process_count} Celery processes on {masked(urls['REDIS_URL'])}")
+    lines += [f"  Logs        {settings.var_dir}/log/", "  Ctrl-C stops it.", ""]
+    return "\n".join(lines)
+
+
 def _ready(url):
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -255,9 +308,23 @@ def _ready(url):
         return False
 
 
+def role_of(argv):
+    """The role in `--role X` (make run ROLE=X), "all" without one."""
+    return argv[argv.index("--role") + 1] if "--role" in argv else "all"
+
+
 def main(argv=()):
-    """Run the stack until asked to stop; return the exit status. --ha: with a Redis replica and Sentinels."""
+    """Run the stack until asked to stop; return the exit status.
+
+    --ha: with a Redis replica and Sentinels. --role web|worker|flower|data: one role of a stack
+    spread over hosts (docs/scaling.md#roles): only that program, pointed at the others by URL, or
+    only the private servers.
+    """
     ha = "--ha" in argv
+    role = role_of(argv)
+    if role not in ROLES:
+        say(f"spillway: ROLE must be one of {', '.join(ROLES)}, got {role!r}")
+        return 2
     added = ensure_env_file()
     if added:
         say(f"Generated {', '.join(added)} into .env (git-ignored, readable by you only)")
@@ -274,14 +341,22 @@ def main(argv=()):
     except ConfigError as err:
         say(f"spillway: {err}")
         return 2
+    missing = [name for name in NEEDS.get(role, ()) if not getattr(settings, name.lower())
+               and not (name == "REDIS_URL" and settings.redis_sentinels)]
+    if missing:
+        say(f"spillway: ROLE={role} runs only the {role} here: set {', '.join(missing)} to the servers of the data "
+            "host (make run ROLE=data prints them; docs/scaling.md#roles)")
+        return 2
     var_dir = Path(settings.var_dir).resolve()
-    stack = Stack.from_settings(settings, ha=ha)
+    stack = Stack.from_settings(settings, ha=ha, role=role)
     if not clear_leftovers(var_dir, stack):
         return 1
-    busy = [(name, port) for name, port in
-            [("PORT", settings.port), ("FLOWER_PORT", settings.flower_port)]
-            + [(_port_setting(s.name), s.port) for s in stack.private]
-            if port_open(port)]
+    ports = {"web": [("PORT", settings.port, "127.0.0.1")],
+             "flower": [("FLOWER_PORT", settings.flower_port, "127.0.0.1")]}
+    busy = [(name, port) for name, port, host in
+            [pair for program in ROLES[role] for pair in ports.get(program, [])]
+            + [(_port_setting(s.name), s.port, s.host) for s in stack.private]
+            if port_open(port, host)]
     if busy:
         say(*(f"spillway: port {port} is in use by another program: set {name} to a free port" for name, port in busy))
         return 2
@@ -298,7 +373,7 @@ def main(argv=()):
             env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
     try:
-        return _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls)
+        return _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role)
     finally:
         say("Stopping (flower, web, worker, then Redis and MariaDB)...")
         if supervisord.poll() is None:
@@ -313,8 +388,8 @@ def main(argv=()):
         say("Stopped.")
 
 
-def _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls):
-    """Start the app once the servers answer, print the banner, then wait for a stop."""
+def _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role="all"):
+    """Start the role's programs once the servers answer, print the banner, then wait for a stop."""
     deadline = time.monotonic() + 120
     while not all(server.ping() for server in stack.private):
         relay.relay()
@@ -325,13 +400,17 @@ def _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls):
             return 3
         time.sleep(0.2)
     try:
-        stack.bootstrap()
+        if role in ("all", "data", "web"):  # the schema: where the servers are, or by the web host
+            stack.bootstrap()
     except (ServerError, OSError) as err:
         say(f"spillway: could not create the database: {err}")
         return 3
-    subprocess.run([str(BIN / "supervisorctl"), "-c", str(ctl_conf), "start", "worker", "web", "flower"],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if ROLES[role]:
+        subprocess.run([str(BIN / "supervisorctl"), "-c", str(ctl_conf), "start", *ROLES[role]],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ready_url = f"http://127.0.0.1:{settings.port}/readyz"
+    if role != "all":
+        return _serve_role(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role)
     announced = False
     started = time.monotonic()
     while supervisord.poll() is None:
