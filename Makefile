@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 N ?= 410000
 
-.PHONY: help run run-ha test test-cluster check status seed warm bench soak sysdeps venv clean
+.PHONY: help run run-ha test test-cluster check status seed warm bench soak sysdeps venv lock clean
 
 help:
 	@echo "make run         start MariaDB, Redis, web, worker and Flower (Ctrl-C stops all)"
@@ -22,6 +22,7 @@ help:
 	@echo "make warm        load every item from MySQL into the Redis cache"
 	@echo "make bench       the load bench; writes bench/report.md and charts"
 	@echo "make soak        a day of traffic in SOAK_MINUTES (default 30); writes bench/soak.md and charts"
+	@echo "make lock        rewrite requirements.lock (the runtime pins and what they pull in, with hashes) with uv"
 	@echo "make clean       remove var/ (private servers' data, logs) and the virtualenv"
 
 run: sysdeps venv
@@ -33,6 +34,7 @@ run-ha: sysdeps venv
 test: SYSDEPS = test
 test: sysdeps venv check
 	promtool check rules deploy/prometheus-alerts.yml
+	promtool check config deploy/prometheus.yml
 	promtool test rules deploy/prometheus-alerts.test.yml
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
@@ -69,13 +71,22 @@ sysdeps:
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed (PYTHON=$(PYTHON))"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
+
+# requirements.lock: requirements.txt's pins and everything they pull in, for every platform, with
+# hashes; for `pip install --require-hashes -r requirements.lock` (docs/development.md). uv runs
+# from a virtualenv of its own under var/, so .venv stays as requirements-dev.txt makes it.
+UV := var/uv/bin/uv
+lock:
+	@test -x $(UV) || { $(PYTHON) -m venv var/uv && var/uv/bin/pip install -q --disable-pip-version-check uv==0.13.8; }
+	$(UV) pip compile pyproject.toml --constraint requirements.txt --universal --python-version 3.11 \
+		--generate-hashes --custom-compile-command "make lock" --quiet --output-file requirements.lock
 
 clean:
 	rm -rf var $(VENV)

@@ -46,8 +46,8 @@ def _ms(text):
 def parse(name, connections, out):
     """A Result from wrk's output."""
     r = Result(name, connections, raw=out)
-    if m := re.search(r"(\d+) requests in ([\d.]+)(m?s)", out):
-        r.requests, r.seconds = int(m.group(1)), float(m.group(2)) * (1 if m.group(3) == "s" else 0.001)
+    if m := re.search(r"(\d+) requests in ([\d.]+(?:us|ms|s|m))", out):  # "1.00m" for a minute
+        r.requests, r.seconds = int(m.group(1)), _ms(m.group(2)) / 1000
     if m := re.search(r"Requests/sec:\s+([\d.]+)", out):
         r.rps = float(m.group(1))
     for pct, value in re.findall(r"^\s+(\d+)%\s+([\d.]+(?:us|ms|s|m))\s*$", out, re.M):

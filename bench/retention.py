@@ -45,6 +45,8 @@ def paced(stack, svc, tag):
     lags = {b: n - lag_counts(before).get(b, 0) for b, n in lag_counts(after).items()}
     purged = sum(after.get(f"retention_purged_{w}", 0) - before.get(f"retention_purged_{w}", 0)
                  for w in ("events", "tombstones", "dead_letters", "receipts"))
+    if not r.seconds:
+        raise SystemExit(f"retention bench: the {tag} load did not run (see its log); is the stack up?")
     return (r.accepted_requests or 0) * 24 / r.seconds, lag_quantile(lags, 0.5), lag_quantile(lags, 0.99), purged
 
 

@@ -171,10 +171,15 @@ def sample(stack, svc, con, t0, last_lag):
     """One row of the soak's series."""
     redis = svc.redis
     kinds: Counter[str] = Counter()
+    cached = []  # a few cached items, weighed to estimate the evictable cache's share of used_memory
     for key in redis.scan_iter(count=5000):
         name = key.decode(errors="replace")
         kind = name[len(keys.PREFIX):].split(":", 1)[0] if name.startswith(keys.PREFIX) else "other"
         kinds[{"write": "receipts", "idem": "idempotency keys", "item": "cached items"}.get(kind, "other")] += 1
+        if kind == "item" and len(cached) < 50:
+            cached.append(key)
+    weights = [redis.memory_usage(k) or 0 for k in cached]
+    cache_bytes = kinds["cached items"] * sum(weights) // len(weights) if weights else 0
     memory = redis.info("memory")
     counters = {k.decode(): int(v) for k, v in redis.hgetall(keys.STATS).items()}
     lags = lag_counts(counters)
@@ -187,7 +192,7 @@ def sample(stack, svc, con, t0, last_lag):
         tables = {name: {"rows": int(rows or 0), "bytes": int(size or 0)} for name, rows, size in cur.fetchall()}
     per_process = {name: dict(zip(("rss", "files"), _rss_and_files(pids), strict=True))
                    for name, pids in processes(stack).items()}
-    row = {"t": round(time.monotonic() - t0, 1), "redis_used": int(memory["used_memory"]),
+    row = {"t": round(time.monotonic() - t0, 1), "redis_used": int(memory["used_memory"]), "redis_cache": cache_bytes,
            "redis_max": int(memory.get("maxmemory", 0)),
            "redis_keys": dict(kinds), "queue_depth": int(redis.get(keys.DEPTH) or 0),
            "lag_p99_ms": lag_quantile(recent, 0.99), "lag_p50_ms": lag_quantile(recent, 0.5),

@@ -52,7 +52,9 @@ class BenchStack:
 
     def __init__(self, var=VAR, mysql_port=23307, redis_port=26380, ha=False, **overrides):
         self.var, self.ha = Path(var), ha
-        self.mysql_port, self.redis_port = mysql_port, redis_port
+        # BENCH_MYSQL_PORT / BENCH_REDIS_PORT move it off ports another stack on this host already uses
+        self.mysql_port = int(os.environ.get("BENCH_MYSQL_PORT", mysql_port))
+        self.redis_port = int(os.environ.get("BENCH_REDIS_PORT", redis_port))
         self.overrides = overrides
         self.processes = []
         self.run = None

@@ -1,11 +1,10 @@
 """What `make run` and `make test` share: secrets in .env, private servers, the schema."""
 import os
 import secrets
-import stat
 from pathlib import Path
 
-from deploy.servers import BrokerRedis, MariaDB, Redis, RedisReplica, Sentinel
-from webapp.config import ROOT, load_settings, redis_userinfo
+from deploy.servers import BrokerRedis, MariaDB, Redis, RedisReplica, Sentinel, write_private
+from webapp.config import HOME, load_settings, redis_userinfo
 from webapp.storage.startup import apply_schema
 
 DATABASE = "spillway"
@@ -15,15 +14,19 @@ DB_USER = "spillway"
 
 def ensure_env_file(path=None):
     """Create .env (or SPILLWAY_ENV_FILE) with generated API_KEYS and FLOWER_BASIC_AUTH; return what was added."""
-    path = Path(path or os.environ.get("SPILLWAY_ENV_FILE", ROOT / ".env"))
+    path = Path(path or os.environ.get("SPILLWAY_ENV_FILE", HOME / ".env"))
     existing = path.read_text() if path.exists() else ""
     names = {line.split("=", 1)[0].strip() for line in existing.splitlines() if "=" in line}
+
+    def given(name):  # set in .env or the environment, as itself or as NAME_FILE
+        return any(n in names or os.environ.get(n) for n in (name, f"{name}_FILE"))
+
     added = {}
-    if "API_KEYS" not in names and not os.environ.get("API_KEYS"):
+    if not given("API_KEYS"):
         added["API_KEYS"] = "sk_" + secrets.token_urlsafe(24) + ":write+read+admin"
-    if "FLOWER_BASIC_AUTH" not in names and not os.environ.get("FLOWER_BASIC_AUTH"):
+    if not given("FLOWER_BASIC_AUTH"):
         added["FLOWER_BASIC_AUTH"] = "admin:" + secrets.token_urlsafe(18)
-    if "PRIVATE_REDIS_PASSWORD" not in names and not os.environ.get("PRIVATE_REDIS_PASSWORD"):
+    if not given("PRIVATE_REDIS_PASSWORD"):
         added["PRIVATE_REDIS_PASSWORD"] = secrets.token_urlsafe(24)
     if added:
         header = "" if existing else (
@@ -33,9 +36,18 @@ def ensure_env_file(path=None):
         lines = "".join(f"{k}={v}\n" for k, v in added.items())
         if existing and not existing.endswith("\n"):
             existing += "\n"
-        path.write_text(existing + header + lines)
-        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        write_private(path, existing + header + lines)
     return added
+
+
+def flower_environment(env, settings):
+    """FLOWER_BASIC_AUTH as Flower reads it itself, without FLOWER_*_FILE, which Flower would take for
+    options of its own and refuse (the file was read into settings); changes `env` and returns it."""
+    for name in [n for n in env if n.startswith("FLOWER_") and n.endswith("_FILE")]:
+        del env[name]
+    if settings.flower_basic_auth:
+        env["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth
+    return env
 
 
 def _secret_file(var_dir, name):
@@ -43,8 +55,7 @@ def _secret_file(var_dir, name):
     path = Path(var_dir) / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(18))
-        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        write_private(path, secrets.token_urlsafe(18))
     return path.read_text().strip()
 
 

@@ -27,13 +27,13 @@ def free_port():
 class LiveProcess:
     """A subprocess with its output in a log file under var/test/log."""
 
-    def __init__(self, name, argv, env, log_dir):
+    def __init__(self, name, argv, env, log_dir, cwd=ROOT):
         self.name = name
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}-{time.monotonic_ns()}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - held for the process's life, closed by stop()
         self.proc = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+            argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
 

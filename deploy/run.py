@@ -29,8 +29,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from deploy.bootstrap import Stack, ensure_env_file
-from deploy.servers import ServerError, alive, port_open
+from deploy.bootstrap import Stack, ensure_env_file, flower_environment
+from deploy.servers import ServerError, alive, port_open, write_private
 from webapp.config import ROOT, ConfigError, env_file_values, load_settings, masked
 
 MARK = "SPILLWAY_STACK"
@@ -139,6 +139,9 @@ def _child_environment(settings, urls, var_dir):
             env.setdefault(name, value)
     # Everything else stays in .env, which the programs read themselves: a reload
     # (supervisorctl signal HUP web) then picks up changed keys.
+    flower_environment(env, settings)
+    for name in urls:  # the URLs given here win over a NAME_FILE they may have come from
+        env.pop(f"{name}_FILE", None)
     env.update(urls)
     env.update({
         MARK: str(var_dir),
@@ -156,15 +159,18 @@ def _child_environment(settings, urls, var_dir):
     return env
 
 
+def _ctl_password(ctl_conf):
+    return next(line.split("=", 1)[1] for line in ctl_conf.read_text().splitlines() if line.startswith("password="))
+
+
 def write_supervisor_files(var_dir, password, programs):
     """var/run/supervisord.d/servers.conf (the private servers) and var/run/supervisorctl.conf (0600)."""
     include = var_dir / "run" / "supervisord.d"
     include.mkdir(parents=True, exist_ok=True)
     (include / "servers.conf").write_text(programs)
     ctl = var_dir / "run" / "supervisorctl.conf"
-    ctl.write_text(f"[supervisorctl]\nserverurl=unix://{var_dir}/run/supervisor.sock\n"
-                   f"username=spillway\npassword={password}\n")
-    ctl.chmod(0o600)
+    write_private(ctl, f"[supervisorctl]\nserverurl=unix://{var_dir}/run/supervisor.sock\n"
+                       f"username=spillway\npassword={password}\n")
     return ctl
 
 
@@ -256,10 +262,13 @@ def _serve_role(settings, stack, supervisord, terminal, relay, ctl_conf, urls, r
     """One role of a spread-out stack: say where things are once its programs run, then wait for a stop."""
     announced = False
     started = time.monotonic()
+    programs = Programs(ctl_conf.parent.parent, _ctl_password(ctl_conf))
     while supervisord.poll() is None:
         relay.relay()
         if terminal.check():
             return 0
+        if not announced and ROLES[role] and _said_refusal(programs.refusal(ROLES[role]), ctl_conf):
+            return REFUSED
         if not announced:
             ready = (_ready(f"http://127.0.0.1:{settings.port}/readyz") if role == "web"
                      else _running(ctl_conf, ROLES[role]))
@@ -388,6 +397,61 @@ def main(argv=()):
         say("Stopped.")
 
 
+REFUSED = 3  # the exit status of a web or worker that refuses its settings or servers
+
+
+class Programs:
+    """What supervisord says about its programs, over its XML-RPC socket (as supervisorctl asks)."""
+
+    def __init__(self, var_dir, password):
+        from xmlrpc.client import ServerProxy
+
+        from supervisor.xmlrpc import SupervisorTransport
+
+        transport = SupervisorTransport("spillway", password, f"unix://{var_dir}/run/supervisor.sock")
+        self.rpc = ServerProxy("http://127.0.0.1", transport=transport)
+
+    def refusal(self, names=("worker", "web", "flower")):
+        """(program, its refusal line) for a program that refused to start or gave up; else None.
+
+        A refusal exits 3 at once: supervisord retries it a few times before it
+        calls it FATAL, and none of those tries can succeed, so the first one is
+        enough. Any program that ends FATAL counts too.
+        """
+        try:
+            infos = self.rpc.supervisor.getAllProcessInfo()
+        except Exception:
+            return None
+        for info in infos:
+            if info["name"] not in names:
+                continue
+            state, status = info["statename"], info["exitstatus"]
+            if state == "FATAL" or (state in ("BACKOFF", "EXITED") and status == REFUSED):
+                return info["name"], _refusal_line(info.get("stdout_logfile", ""), info.get("spawnerr", ""))
+        return None
+
+
+def _said_refusal(refused, ctl_conf):
+    """Print which program refused to start and why; True if one did."""
+    if refused:
+        name, line = refused
+        say(f"spillway: {name} refused to start, so the stack is stopping:", f"  {line}",
+            f"  (the whole log: {ctl_conf.parent.parent / 'log' / (name + '.log')})")
+    return bool(refused)
+
+
+def _refusal_line(logfile, spawnerr):
+    """The last line of a program's log that says why it stopped (they start "spillway:")."""
+    try:
+        with open(logfile, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 65536))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    said = [line for line in lines if "spillway:" in line]
+    return (said or [line for line in lines if line.strip()] or [spawnerr or "(no output)"])[-1].strip()[:2000]
+
+
 def _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role="all"):
     """Start the role's programs once the servers answer, print the banner, then wait for a stop."""
     deadline = time.monotonic() + 120
@@ -413,10 +477,13 @@ def _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role="
         return _serve_role(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role)
     announced = False
     started = time.monotonic()
+    programs = Programs(ctl_conf.parent.parent, _ctl_password(ctl_conf))
     while supervisord.poll() is None:
         relay.relay()
         if terminal.check():
             return 0
+        if not announced and _said_refusal(programs.refusal(), ctl_conf):
+            return REFUSED
         if not announced and _ready(ready_url):
             say(_banner(settings, urls, stack))
             announced = True

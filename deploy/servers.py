@@ -110,7 +110,7 @@ class PrivateServer:
 
     def make_dirs(self):
         """var/ (private to this user: data, logs and secrets live there), run/ and log/."""
-        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.var_dir.chmod(0o700)
         for d in (self.run_dir, self.log_dir):
             d.mkdir(parents=True, exist_ok=True)
@@ -431,8 +431,27 @@ def _redis_conf_head(server):
 
 def _write_private(path, lines):
     """Write a config file readable by this user only (it holds a password)."""
-    path.write_text("\n".join(lines) + "\n")
-    path.chmod(0o600)
+    write_private(path, "\n".join(lines) + "\n")
+
+
+def write_private(path, text):
+    """Replace `path` with `text`, readable by this user only from the first byte.
+
+    write_text() then chmod() leaves a window in which the secret sits in a file
+    the umask made world-readable; here the file is born 0600 under a temporary
+    name and renamed over the old one, so no reader ever sees it wider or half-written.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # O_CREAT's mode is filtered by the umask; a stale tmp keeps its own
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
 
 
 def _redis_ping(port, password, host="127.0.0.1"):

@@ -1,4 +1,4 @@
-"""The Celery application: configuration from celeryconfig, per-process storage, JSON logs.
+"""The Celery application: configuration from webapp.celeryconfig, per-process storage, JSON logs.
 
 A worker process never imports Flask or gevent: tasks use webapp.storage only.
 """
@@ -26,7 +26,7 @@ from webapp.storage.startup import check_servers
 log = logging.getLogger(__name__)
 
 app = Celery("spillway", include=["tasks.drain", "tasks.redrive", "tasks.retention"])
-app.config_from_object("celeryconfig")
+app.config_from_object("webapp.celeryconfig")
 
 # Storage of this process, made on first use (never at import).
 services = Services(load_settings(), role="worker")

@@ -202,6 +202,7 @@ class Drainer:
         started = time.monotonic()
         pause = pacing.FIRST_BACKOFF_S
         while True:
+            self.stream.touch(self.consumer, batch)  # still ours: no other drain may claim them meanwhile
             try:
                 done = persist(self.svc.db, batch)
                 break

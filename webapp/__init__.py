@@ -71,7 +71,7 @@ def register_blueprints(app: Any) -> None:
 
 
 def register_commands(app: Any) -> None:
-    """`flask --app webapp ...` commands."""
+    """`flask --app webapp ...` commands (the ones `spillway` runs too)."""
     from webapp import commands
 
     commands.init_app(app)

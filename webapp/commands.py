@@ -1,4 +1,10 @@
-"""`flask --app webapp <command>`: operators' commands on the running stack's storage."""
+"""Operators' commands on the running stack's storage: `spillway <command>` (deploy/cli.py) and
+`flask --app webapp <command>` run these same ones.
+
+init-db and migrate need only MySQL, so they build no app; the others run in the
+app's context (its storage). `spillway` may add settings of its own (make run's
+private servers) in the click context's meta under OVERRIDES.
+"""
 import json
 from typing import Any
 
@@ -8,25 +14,52 @@ from flask.cli import AppGroup, with_appcontext
 
 from webapp.api.request import storage
 from webapp.clock import parse_rfc3339
+from webapp.config import ConfigError, Settings, load_settings
 from webapp.storage.sql.deadletters import Filter
 from webapp.storage.startup import apply_schema
 
+OVERRIDES = "spillway.settings_overrides"
 dead_letters = AppGroup("dead-letters", help="Records MySQL rejected: list, show, redrive, purge.")
 
 
 def init_app(app: Flask) -> None:
     """Register the commands on app.cli."""
     app.cli.add_command(init_db_command)
+    app.cli.add_command(migrate_command)
     app.cli.add_command(warm_cache_command)
     app.cli.add_command(dead_letters)
 
 
+def command_settings(*required: str) -> Settings:
+    """The settings, with what the caller added under OVERRIDES; a missing or malformed one ends the command
+    with one line naming it and exit status 2."""
+    ctx = click.get_current_context()
+    try:
+        return load_settings(ctx.meta.get(OVERRIDES)).require(*required)
+    except ConfigError as err:
+        click.echo(f"spillway: {err}", err=True)
+        ctx.exit(2)
+
+
 @click.command("init-db")
-@with_appcontext
 def init_db_command() -> None:
-    """Create the tables (safe to run again)."""
-    apply_schema(storage().settings)
+    """Create the tables, or bring them up to date (the same as migrate; safe to run again)."""
+    apply_schema(command_settings("mysql_url"))
     click.echo("Schema applied.")
+
+
+@click.command("migrate")
+@click.option("--dry-run", is_flag=True, help="only list the migrations not applied yet")
+def migrate_command(dry_run: bool) -> None:
+    """Apply the schema migrations not applied yet (webapp/storage/migrations), each once, under a lock."""
+    from webapp.storage.migrate import pending  # yoyo: not for every web worker that registers the commands
+
+    settings = command_settings("mysql_url")
+    todo = pending(settings) if dry_run else apply_schema(settings)
+    for migration in todo:
+        click.echo(f"{'would apply' if dry_run else 'applied'} {migration}")
+    if not todo:
+        click.echo("The schema is up to date.")
 
 
 @click.command("warm-cache")

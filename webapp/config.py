@@ -1,6 +1,6 @@
 """Settings: the one reader of os.environ (and of .env, through python-dotenv).
 
-Flask, gunicorn.conf.py, celeryconfig.py, the drain and the bootstrap all call
+Flask, gunicorn_conf.py, celeryconfig.py, the drain, `spillway` and the bootstrap all call
 load_settings(), so one variable means the same thing to every process.
 Every setting is declared once below with its default and a line of doc; the
 docs/configuration.md's table is checked against this list by a test.
@@ -8,6 +8,7 @@ docs/configuration.md's table is checked against this list by a test.
 import dataclasses
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,18 @@ from urllib.parse import quote, unquote, urlsplit
 from dotenv import dotenv_values
 
 ROOT = Path(__file__).resolve().parent.parent
+# Where .env and var/ are: the checkout when the code runs from one (`make run`), else the
+# current directory (a service installed with `pip install .`, where ROOT is site-packages).
+HOME = ROOT if (ROOT / "pyproject.toml").is_file() and (ROOT / "webapp").is_dir() else Path.cwd()
 
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names it and says what to do."""
 
 
-def setting(env: str, default: Any, doc: str, required: bool = False) -> Any:
-    """Declare a dataclass field read from environment variable `env`."""
-    return field(default=default, metadata={"env": env, "doc": doc, "required": required})
+def setting(env: str, default: Any, doc: str, required: bool = False, secret: bool = False) -> Any:
+    """Declare a dataclass field read from environment variable `env` (a secret may also come from `<env>_FILE`)."""
+    return field(default=default, metadata={"env": env, "doc": doc, "required": required, "secret": secret})
 
 
 @dataclass(frozen=True)
@@ -32,15 +36,15 @@ class Settings:
     """Every tunable of Spillway, read from the environment."""
 
     # --- storage -----------------------------------------------------------
-    mysql_url: str = setting("MYSQL_URL", "", "MySQL/MariaDB primary, `mysql://user:pass@host:port/db`; unset: `make run` starts a private server", True)
-    mysql_replica_url: str = setting("MYSQL_REPLICA_URL", "", "optional read replica for cache misses and lists; falls back to the primary")
+    mysql_url: str = setting("MYSQL_URL", "", "MySQL/MariaDB primary, `mysql://user:pass@host:port/db`; unset: `make run` starts a private server", True, secret=True)
+    mysql_replica_url: str = setting("MYSQL_REPLICA_URL", "", "optional read replica for cache misses and lists; falls back to the primary", secret=True)
     mysql_tls: str = setting("MYSQL_TLS", "auto", "`off`, `preferred`, `required` or `auto` (off for loopback servers, preferred otherwise)")
     mysql_tls_ca: str = setting("MYSQL_TLS_CA", "", "CA bundle that verifies the server certificate when MYSQL_TLS=required")
-    redis_url: str = setting("REDIS_URL", "", "Redis for the write queue, cache and receipts, `redis://:password@host:port/db` or `redis+sentinel://:password@host:port,host:port/service/db`; unset: `make run` starts a private server", True)
+    redis_url: str = setting("REDIS_URL", "", "Redis for the write queue, cache and receipts, `redis://:password@host:port/db` or `redis+sentinel://:password@host:port,host:port/service/db`; unset: `make run` starts a private server", True, secret=True)
     redis_sentinels: str = setting("REDIS_SENTINELS", "", "`host:port,...` of Redis Sentinels: the primary is found through them and a failover followed (REDIS_URL then gives only the password and db)")
     redis_sentinel_service: str = setting("REDIS_SENTINEL_SERVICE", "spillway", "the primary's name in Sentinel (`sentinel monitor <name> ...`)")
-    redis_sentinel_password: str = setting("REDIS_SENTINEL_PASSWORD", "", "password of the Sentinels themselves; empty: the same as Redis's")
-    celery_broker_url: str = setting("CELERY_BROKER_URL", "", "Redis for Celery's task messages (drain tasks, redrives, Flower's events), `redis://` or `redis+sentinel://` like REDIS_URL: a small Redis of its own, so a write queue that fills its Redis never stops the tasks that drain it; unset: `make run` starts a private one, elsewhere REDIS_URL is used (and a warning logged)")
+    redis_sentinel_password: str = setting("REDIS_SENTINEL_PASSWORD", "", "password of the Sentinels themselves; empty: the same as Redis's", secret=True)
+    celery_broker_url: str = setting("CELERY_BROKER_URL", "", "Redis for Celery's task messages (drain tasks, redrives, Flower's events), `redis://` or `redis+sentinel://` like REDIS_URL: a small Redis of its own, so a write queue that fills its Redis never stops the tasks that drain it; unset: `make run` starts a private one, elsewhere REDIS_URL is used (and a warning logged)", secret=True)
     redis_timeout: float = setting("REDIS_TIMEOUT", 2.0, "seconds a request waits for Redis before answering 503")
     redis_pool_size: int = setting("REDIS_POOL_SIZE", 64, "Redis connections per web worker process")
     redis_unsafe_ok: bool = setting("REDIS_UNSAFE_OK", False, "`true`: start even if Redis could lose or evict queued writes (no AOF, an `allkeys-*` eviction policy); logged at every start")
@@ -48,7 +52,9 @@ class Settings:
     db_pool_size: int = setting("DB_POOL_SIZE", 8, "MySQL connections per web worker process (the pool's bound)")
     db_pool_timeout: float = setting("DB_POOL_TIMEOUT", 2.0, "seconds a request waits for a pooled connection before 503 `pool_timeout`")
     db_query_timeout: float = setting("DB_QUERY_TIMEOUT", 2.0, "seconds a read query may take before 503 `database_unavailable`")
-    db_write_timeout: float = setting("DB_WRITE_TIMEOUT", 30.0, "seconds a drain transaction may take before it is retried")
+    db_list_timeout: float = setting("DB_LIST_TIMEOUT", 5.0, "seconds a list (items, events) may take, in MySQL too (a statement time limit), before 503 `database_unavailable`; its own budget, so a slow list never counts against the point reads")
+    list_max_bytes: int = setting("LIST_MAX_BYTES", 4194304, "most bytes of items or events in one list page; a page stops before it (at least one record) and `next` goes on from there")
+    db_write_timeout: float = setting("DB_WRITE_TIMEOUT", 10.0, "seconds a drain transaction may take before it is retried; MySQL itself stops a statement past it (MariaDB's max_statement_time), and it must be shorter than WRITE_CLAIM_IDLE")
     db_retry_interval: float = setting("DB_RETRY_INTERVAL", 1.0, "after repeated connection failures, seconds reads fail fast before MySQL is tried again")
     db_reserved_connections: int = setting("DB_RESERVED_CONNECTIONS", 10, "connections kept free for operators when checking the budget")
     db_budget_web_hosts: int = setting("DB_BUDGET_WEB_HOSTS", 1, "hosts running the web server with these settings (for the budget check)")
@@ -57,9 +63,10 @@ class Settings:
     cache_ttl: float = setting("CACHE_TTL", 3600.0, "seconds a persisted item stays cached")
     cache_ttl_jitter: float = setting("CACHE_TTL_JITTER", 0.1, "fraction of CACHE_TTL taken off at random, so entries do not expire together")
     negative_cache_ttl: float = setting("NEGATIVE_CACHE_TTL", 5.0, "seconds a 404 from MySQL is cached")
+    replica_max_lag_s: float = setting("REPLICA_MAX_LAG_S", 30.0, "with MYSQL_REPLICA_URL: for this long after an item is persisted a miss checks the replica's row against its version (an older one is read again from the primary), and a replica that reports more lag than this is not read at all")
     replica_cache_ttl: float = setting("REPLICA_CACHE_TTL", 30.0, "seconds an item read from MYSQL_REPLICA_URL stays cached (a lagging replica's old row does not stay for CACHE_TTL)")
     # --- API ------------------------------------------------------------------
-    api_keys: str = setting("API_KEYS", "", "comma-separated bearer keys, each `key` or `key:scope+scope` with scopes `write`, `read`, `admin` (a key without scopes writes and reads); `make run` generates one with every scope into .env", True)
+    api_keys: str = setting("API_KEYS", "", "comma-separated bearer keys, each `key` or `key:scope+scope` with scopes `write`, `read`, `admin` (a key without scopes writes and reads); `make run` generates one with every scope into .env", True, secret=True)
     reads_require_key: bool = setting("READS_REQUIRE_KEY", False, "`true`: reads need a bearer key too")
     max_body_bytes: int = setting("MAX_BODY_BYTES", 1048576, "largest request body, chunked bodies included (413 above)")
     body_read_timeout: float = setting("BODY_READ_TIMEOUT", 10.0, "seconds a client has to send its whole request body (408 after); bodies are read before a request takes any shared capacity")
@@ -79,7 +86,7 @@ class Settings:
     # --- the drain ------------------------------------------------------------
     write_batch_max: int = setting("WRITE_BATCH_MAX", 1000, "most records written by one multi-row upsert")
     write_flush_interval: float = setting("WRITE_FLUSH_INTERVAL", 0.2, "seconds the drain waits to fill a batch before writing what it has")
-    write_claim_idle: float = setting("WRITE_CLAIM_IDLE", 15.0, "seconds after which entries held by a silent worker are reclaimed")
+    write_claim_idle: float = setting("WRITE_CLAIM_IDLE", 15.0, "seconds after which entries held by a silent worker are reclaimed (a drain still writing them touches them before each try, so they never look silent)")
     drain_concurrency: int = setting("DRAIN_CONCURRENCY", 0, "drain tasks running at once across all worker hosts; 0: WORKER_CONCURRENCY")
     drain_lag_budget: float = setting("DRAIN_LAG_BUDGET_S", 5.0, "during a burst of writes the drain pauses while the oldest queued write is younger than this, leaving the CPUs to the web; past it the drain takes what it needs (0: never pause)")
     drain_task_seconds: float = setting("DRAIN_TASK_SECONDS", 5.0, "seconds one drain task runs before handing over to its successor")
@@ -92,22 +99,23 @@ class Settings:
     web_backlog: int = setting("WEB_BACKLOG", 4096, "pending connections the listen socket holds")
     web_timeout: int = setting("WEB_TIMEOUT", 30, "seconds before a silent worker is restarted")
     web_graceful_timeout: int = setting("WEB_GRACEFUL_TIMEOUT", 10, "seconds a stopping worker gets to finish its requests")
+    web_send_timeout: float = setting("WEB_SEND_TIMEOUT", 30.0, "seconds a client has to take a response; a reader slower than that gets its connection closed, so it cannot pin the response's memory")
     web_keepalive: int = setting("WEB_KEEPALIVE", 5, "seconds an idle keep-alive connection is held")
     web_max_requests: int = setting("WEB_MAX_REQUESTS", 0, "requests after which a worker is recycled; 0: never")
     web_max_requests_jitter: int = setting("WEB_MAX_REQUESTS_JITTER", 0, "random extra requests before recycling, so workers do not restart together")
     worker_concurrency: int = setting("WORKER_CONCURRENCY", 0, "Celery worker processes per host; 0: one per CPU")
     worker_nice: int = setting("WORKER_NICE", 0, "CPU niceness of the drain processes (0: none); higher lets a burst of requests take the CPUs of a host shared with the web, and the drain falls behind")
     flower_port: int = setting("FLOWER_PORT", 5555, "port of Celery Flower (on 127.0.0.1)")
-    flower_basic_auth: str = setting("FLOWER_BASIC_AUTH", "", "`user:password` for Flower; `make run` generates it into .env")
-    log_level: str = setting("LOG_LEVEL", "info", "`debug`, `info`, `warning` or `error`")
+    flower_basic_auth: str = setting("FLOWER_BASIC_AUTH", "", "`user:password` for Flower; `make run` generates it into .env", secret=True)
+    log_level: str = setting("LOG_LEVEL", "info", "`debug`, `info`, `warning`, `error` or `critical` (any case)")
     request_log: bool = setting("REQUEST_LOG", True, "one JSON line per request on stdout (`false`: none)")
-    var_dir: str = setting("VAR_DIR", str(ROOT / "var"), "runtime files: private servers, logs, pid files, metrics")
+    var_dir: str = setting("VAR_DIR", str(HOME / "var"), "runtime files: private servers, logs, pid files, metrics")
     private_mysql_port: int = setting("PRIVATE_MYSQL_PORT", 3307, "port of the private MariaDB `make run` starts")
     private_redis_port: int = setting("PRIVATE_REDIS_PORT", 6380, "port of the private Redis `make run` starts")
     private_redis_maxmemory: int = setting("PRIVATE_REDIS_MAXMEMORY", 2147483648, "bytes of memory the private Redis may use (its `maxmemory`)")
     private_broker_port: int = setting("PRIVATE_BROKER_PORT", 0, "port of the private Redis `make run` starts for Celery's messages (CELERY_BROKER_URL); 0: PRIVATE_REDIS_PORT + 2")
     private_bind_host: str = setting("PRIVATE_BIND_HOST", "127.0.0.1", "address the private MariaDB and Redis listen on; another (this host's address on a private network) lets other hosts use them, for `make run ROLE=data`")
-    private_redis_password: str = setting("PRIVATE_REDIS_PASSWORD", "", "password of the private Redis; `make run` generates it into .env")
+    private_redis_password: str = setting("PRIVATE_REDIS_PASSWORD", "", "password of the private Redis; `make run` generates it into .env", secret=True)
     private_redis_appendfsync: str = setting("PRIVATE_REDIS_APPENDFSYNC", "everysec", "`everysec` or `always`: when the private Redis fsyncs its AOF (see docs/guarantees.md)")
 
     # --- derived values -------------------------------------------------------
@@ -172,6 +180,7 @@ class Settings:
 
 
 DAY_S = 86400
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 SCOPES = ("write", "read", "admin")
 DEFAULT_SCOPES = frozenset({"write", "read"})  # a key without scopes: as before scopes existed
 
@@ -237,21 +246,50 @@ def _convert(env: str, kind: type, raw: str) -> Any:
 
 def env_file_values() -> dict[str, str]:
     """The variables in .env (or SPILLWAY_ENV_FILE), without applying them."""
-    path = os.environ.get("SPILLWAY_ENV_FILE", str(ROOT / ".env"))
+    path = os.environ.get("SPILLWAY_ENV_FILE", str(HOME / ".env"))
     return {k: v for k, v in dotenv_values(path).items() if v is not None} if os.path.isfile(path) else {}
 
 
+def _secret_from_file(env: str, path: str) -> str:
+    """The content of the file `<env>_FILE` names (a Docker secret, a systemd credential), stripped."""
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "it is not UTF-8 text"
+        raise ConfigError(f"{env}_FILE names {path!r}, which cannot be read: {reason}") from None
+
+
+def _raw_value(env: str, secret: bool, layers: tuple[Mapping[str, str], ...]) -> str | None:
+    """The text of variable `env` from the first layer that sets it (or, for a secret, its `_FILE`)."""
+    for layer in layers:
+        if secret and f"{env}_FILE" in layer:
+            if env in layer:
+                raise ConfigError(f"both {env} and {env}_FILE are set; set one of them")
+            return _secret_from_file(env, layer[f"{env}_FILE"])
+        if env in layer:
+            return layer[env]
+    return None
+
+
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
-    """Build Settings from .env, then os.environ (which wins), then `overrides`."""
-    source = {**env_file_values(), **os.environ}
+    """Build Settings from .env, then os.environ (which wins), then `overrides`.
+
+    A secret setting (`secret=True` above) may instead name a file holding its
+    value with `<NAME>_FILE`, in the environment or .env: how Docker secrets and
+    systemd credentials hand secrets over. The environment still wins over .env.
+    """
+    layers = (os.environ, env_file_values())
     values: dict[str, Any] = {}
     for f in dataclasses.fields(Settings):
         env = f.metadata["env"]
         if overrides and f.name in overrides:
             values[f.name] = overrides[f.name]
-        elif env in source:
-            values[f.name] = _convert(env, type(f.default), source[env])
+        elif (raw := _raw_value(env, f.metadata["secret"], layers)) is not None:
+            values[f.name] = _convert(env, type(f.default), raw)
     settings = Settings(**values)
+    if settings.log_level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {settings.log_level!r}")
+    settings = dataclasses.replace(settings, log_level=settings.log_level.lower())  # gunicorn, Celery, logging
     if settings.mysql_tls not in ("auto", "off", "preferred", "required"):
         raise ConfigError(f"MYSQL_TLS must be auto, off, preferred or required, got {settings.mysql_tls!r}")
     if settings.write_rate_limit:
@@ -261,6 +299,9 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         raise ConfigError("PRIVATE_REDIS_APPENDFSYNC must be everysec or always")
     if not 1 <= settings.write_batch_max <= 10000:
         raise ConfigError("WRITE_BATCH_MAX must be between 1 and 10000")
+    if settings.write_claim_idle <= settings.db_write_timeout:
+        raise ConfigError("WRITE_CLAIM_IDLE must be longer than DB_WRITE_TIMEOUT: another drain would claim a batch "
+                          "still being written")
     if settings.write_durability not in ("aof", "fsync", "replica"):
         raise ConfigError(f"WRITE_DURABILITY must be aof, fsync or replica, got {settings.write_durability!r}")
     if settings.write_durability == "replica" and settings.write_replica_timeout >= settings.redis_timeout:
@@ -280,6 +321,11 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
 def documented_settings() -> list[tuple[str, Any, str]]:
     """(variable, default, doc) for every setting, in declaration order."""
     return [(f.metadata["env"], f.default, f.metadata["doc"]) for f in dataclasses.fields(Settings)]
+
+
+def secret_settings() -> list[str]:
+    """The variables that may also be given as `<NAME>_FILE`."""
+    return [f.metadata["env"] for f in dataclasses.fields(Settings) if f.metadata["secret"]]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ CACHE = Counter("spillway_cache_requests_total", "Item reads by cache outcome", 
 POOL = Counter("spillway_db_pool_events_total", "MySQL pool waits and timeouts", ["event"])
 ACCEPTED = Counter("spillway_records_accepted_total", "Records queued by writes answered 202", ["kind"])
 # Why the queue refused a write (nothing queued); the API's error code of the answer.
-REFUSAL_REASONS = ("backpressure", "rate_limited", "queue_unavailable", "replication_timeout", "idempotency_conflict")
+REFUSAL_REASONS = ("backpressure", "rate_limited", "queue_unavailable", "replication_timeout", "idempotency_key_reused")
 REFUSALS = Counter("spillway_write_refusals_total", "Writes the queue refused, nothing queued", ["reason"])
 for _reason in REFUSAL_REASONS:
     REFUSALS.labels(_reason)  # exported at 0 from the start, so rate() and alerts see every reason

@@ -1,23 +1,27 @@
-"""spillway_client: the Python client of Spillway's HTTP API.
+"""spillway_client: the Python client of Spillway's HTTP API, blocking (Client) or for asyncio (AsyncClient).
 
-    from spillway_client import Spillway
+    from spillway_client import Client
 
-    with Spillway("http://127.0.0.1:8000", key) as api:
+    with Client("http://127.0.0.1:8000", key) as api:   # or Client(): SPILLWAY_URL, SPILLWAY_API_KEY
         receipts = api.put_items([("tt0000042", {"title": "Heat"})])
         api.wait_persisted(receipts)
 
 Batch writes are cut into chunks the server takes (1000 records, 1 MiB), each
 sent with an Idempotency-Key its retries reuse; 429, 502, 503, 504 and lost
-connections are retried (honouring Retry-After, with jitter) until a deadline;
-every failure is a SpillwayError subclass carrying the server's JSON error.
+connections are retried (honouring Retry-After, with jitter) until a deadline,
+each retry logged as a warning on the "spillway_client" logger. Answers are
+typed (Receipt, Item, Event, WriteStatus); every failure is a SpillwayError
+subclass carrying the server's JSON error and the request's X-Request-ID.
 """
-from spillway_client.client import Receipt, Spillway, __version__
+from spillway_client.aio import AsyncClient
+from spillway_client.client import Client, Spillway, __version__
 from spillway_client.errors import (
     BadRequest,
     Conflict,
     ConnectionFailed,
     DeadlineExceeded,
     Forbidden,
+    IdempotencyKeyReused,
     InvalidRecord,
     NotFound,
     PayloadTooLarge,
@@ -30,9 +34,11 @@ from spillway_client.errors import (
     WaitTimeout,
     WriteDead,
 )
+from spillway_client.models import Event, Item, Receipt, WriteStatus
 
 __all__ = [
-    "BadRequest", "Conflict", "ConnectionFailed", "DeadlineExceeded", "Forbidden", "InvalidRecord", "NotFound",
-    "PayloadTooLarge", "RateLimited", "Receipt", "ServerError", "Spillway", "SpillwayError", "Unauthorized",
-    "Unavailable", "ValidationError", "WaitTimeout", "WriteDead", "__version__",
+    "AsyncClient", "BadRequest", "Client", "Conflict", "ConnectionFailed", "DeadlineExceeded", "Event", "Forbidden",
+    "IdempotencyKeyReused", "InvalidRecord", "Item", "NotFound", "PayloadTooLarge", "RateLimited", "Receipt",
+    "ServerError", "Spillway", "SpillwayError", "Unauthorized", "Unavailable", "ValidationError", "WaitTimeout",
+    "WriteDead", "WriteStatus", "__version__",
 ]

@@ -3,8 +3,12 @@
 Every error the client raises is a SpillwayError. One that comes from an HTTP
 answer has the answer's `status` and its `{"error": {"code", "message",
 "details"}}`; one without an answer (the connection failed) has status None.
+Every error of a request carries its `request_id`: the X-Request-ID the client
+sent (the server logs it with the request) or the one the answer came back with.
 """
 from typing import Any
+
+from spillway_client.models import WriteStatus
 
 
 class SpillwayError(Exception):
@@ -13,22 +17,25 @@ class SpillwayError(Exception):
     status: the HTTP status (None when no answer came); code, message, details:
     the server's JSON error; retry_after: its Retry-After in seconds, if any;
     receipts: receipts of the chunks of a batch write that were accepted before
-    this error stopped it (the rest of the batch was not sent).
+    this error stopped it (the rest of the batch was not sent); request_id: the
+    X-Request-ID of the request that failed (None for an error no request made).
     """
 
     def __init__(self, message: str, *, status: int | None = None, code: str = "", details: Any = None,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, request_id: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
         self.retry_after = retry_after
+        self.request_id = request_id
         self.receipts: list[Any] = []
 
     def __str__(self) -> str:
         where = f"{self.status} " if self.status is not None else ""
-        return f"{where}{self.code}: {self.message}" if self.code else f"{where}{self.message}"
+        text = f"{where}{self.code}: {self.message}" if self.code else f"{where}{self.message}"
+        return f"{text} (request {self.request_id})" if self.request_id else text
 
 
 class BadRequest(SpillwayError):
@@ -48,7 +55,7 @@ class NotFound(SpillwayError):
 
 
 class Conflict(SpillwayError):
-    """409: an Idempotency-Key reused with another body (`idempotency_conflict`)."""
+    """409, and the parent of IdempotencyKeyReused (which servers before the 422 answered with 409)."""
 
 
 class PayloadTooLarge(SpillwayError):
@@ -57,6 +64,15 @@ class PayloadTooLarge(SpillwayError):
 
 class ValidationError(SpillwayError):
     """422: the request's shape, types or sizes; `details` lists each problem with its path."""
+
+
+class IdempotencyKeyReused(Conflict, ValidationError):
+    """422 `idempotency_key_reused`: the Idempotency-Key went with another body before; nothing was queued.
+
+    Both a Conflict (what older servers answered: 409 `idempotency_conflict`,
+    mapped here too) and a ValidationError (its status now), so either except
+    clause catches it.
+    """
 
 
 class RateLimited(SpillwayError):
@@ -82,13 +98,14 @@ class InvalidRecord(SpillwayError, ValueError):
 class DeadlineExceeded(SpillwayError):
     """A call's retries ran out of time; `last_error` is the failure of the last attempt.
 
-    status, code and message are the last error's; `attempts` is how many were made.
+    status, code, details and request_id are the last error's; `attempts` is how many were made.
     """
 
     def __init__(self, message: str, last_error: SpillwayError | None = None, attempts: int = 0) -> None:
         super().__init__(message, status=last_error.status if last_error else None,
                          code=last_error.code if last_error else "deadline_exceeded",
-                         details=last_error.details if last_error else None)
+                         details=last_error.details if last_error else None,
+                         request_id=last_error.request_id if last_error else None)
         self.last_error = last_error
         self.attempts = attempts
 
@@ -106,21 +123,26 @@ class WaitTimeout(DeadlineExceeded):
 
 
 class WriteDead(SpillwayError):
-    """wait_persisted: MySQL rejected records of a write; `receipt` is its status (see the dead_letters table)."""
+    """wait_persisted: MySQL rejected records of a write; `receipt` is its WriteStatus (see the dead_letters table)."""
 
-    def __init__(self, message: str, receipt: dict[str, Any]) -> None:
-        super().__init__(message, code="dead")
+    def __init__(self, message: str, receipt: WriteStatus, request_id: str | None = None) -> None:
+        super().__init__(message, code="dead", request_id=request_id)
         self.receipt = receipt
 
 
 # HTTP status -> error class; any other 4xx is a SpillwayError, any other 5xx a ServerError.
+# An error code in BY_CODE wins over the status.
 BY_STATUS: dict[int, type[SpillwayError]] = {
     400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 413: PayloadTooLarge,
     422: ValidationError, 429: RateLimited, 503: Unavailable,
 }
+BY_CODE: dict[str, type[SpillwayError]] = {
+    "idempotency_key_reused": IdempotencyKeyReused, "idempotency_conflict": IdempotencyKeyReused,
+}
 
 
-def error_for(status: int, body: Any, retry_after: float | None = None, text: str = "") -> SpillwayError:
+def error_for(status: int, body: Any, retry_after: float | None = None, text: str = "",
+              request_id: str | None = None) -> SpillwayError:
     """The error an HTTP answer stands for, from its status and (JSON) body."""
     kind = BY_STATUS.get(status) or (ServerError if status >= 500 else SpillwayError)
     error = body.get("error") if isinstance(body, dict) else None
@@ -128,6 +150,8 @@ def error_for(status: int, body: Any, retry_after: float | None = None, text: st
         code = str(error.get("code") or f"http_{status}")
         message = str(error.get("message") or "")
         details = error.get("details")
+        kind = BY_CODE.get(code, kind)
     else:  # not Spillway's JSON shape: a proxy's page, say
         code, message, details = f"http_{status}", " ".join(text.split())[:200], None
-    return kind(message or f"HTTP {status}", status=status, code=code, details=details, retry_after=retry_after)
+    return kind(message or f"HTTP {status}", status=status, code=code, details=details, retry_after=retry_after,
+                request_id=request_id)

@@ -40,7 +40,7 @@ API_KEY = "cluster-key"
 SERVICE = "spillway"
 PROXY_PORT = 3307
 # quick failure detection and short waits, so that a fault plays out in seconds
-SETTINGS = {"WRITE_CLAIM_IDLE": 3, "DRAIN_TASK_SECONDS": 2, "WEB_WORKERS": 1, "WORKER_CONCURRENCY": 1,
+SETTINGS = {"WRITE_CLAIM_IDLE": 5, "DB_WRITE_TIMEOUT": 4, "DRAIN_TASK_SECONDS": 2, "WEB_WORKERS": 1, "WORKER_CONCURRENCY": 1,
             "DB_BUDGET_WEB_HOSTS": 2, "DB_BUDGET_WORKER_HOSTS": 2, "REDIS_TIMEOUT": 2, "LOG_LEVEL": "info"}
 
 

@@ -5,6 +5,8 @@ separate var/, so a running stack is never touched. Tables are truncated and
 Redis flushed before each test that asks for `fresh`; live servers are separate
 processes, so rollbacks would not help.
 """
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -13,16 +15,17 @@ import pymysql
 import pytest
 import redis as redis_lib
 
-from deploy.bootstrap import Stack
+from deploy.bootstrap import DB_USER, Stack, _secret_file
 from deploy.processes import CeleryWorker, Flower, WebServer, free_port, wait_for
 from tests.e2e.helpers import API_KEY, FLOWER_PASSWORD, FLOWER_USER, MYSQL_PORT, OTHER_KEY, REDIS_PORT, VAR
-from webapp.config import documented_settings, load_settings
+from webapp.config import documented_settings, load_settings, secret_settings
+from webapp.storage.migrate import MIGRATIONS
 from webapp.storage.mysql import connect_kwargs
 from webapp.storage.services import Services
 
 TABLES = ("items", "events", "dead_letters")
 # Settings from the developer's shell must not leak into live test processes.
-_SETTING_NAMES = {env for env, _, _ in documented_settings()}
+_SETTING_NAMES = {env for env, _, _ in documented_settings()} | {f"{env}_FILE" for env in secret_settings()}
 
 
 @pytest.fixture(scope="session")
@@ -250,3 +253,33 @@ def svc(settings, fresh):
     services = Services(settings, role="worker")
     yield services
     services.close()
+
+
+# The first migration is schema.sql as it was before migrations, word for word but for its header comment.
+OLD_SCHEMA = MIGRATIONS / "0001.baseline.sql"
+OLD_DATABASE = "spillway_upgrade"
+
+
+@pytest.fixture()
+def old_database(stack, settings):
+    """A database created by schema.sql as it was before migrations, with rows in every table:
+    (settings for it, an autocommit connection to it). Used by test_migrations.py and test_install.py."""
+    password = _secret_file(stack.var_dir, "mariadb.password")
+    stack.mariadb.sql(f"DROP DATABASE IF EXISTS {OLD_DATABASE}")
+    stack.mariadb.ensure_database(OLD_DATABASE, DB_USER, password)
+    url = stack.mariadb.url(OLD_DATABASE, DB_USER, password)
+    con = pymysql.connect(**connect_kwargs(url, settings, 30))
+    with con.cursor() as cur:
+        sql = "\n".join(line for line in OLD_SCHEMA.read_text().splitlines() if not line.lstrip().startswith("--"))
+        for statement in sql.split(";"):  # as the old apply_schema() ran it
+            if statement.strip():
+                cur.execute(statement)
+        cur.executemany("INSERT INTO items (k, data, version, deleted, updated_at) VALUES (%s, %s, %s, %s, NOW(6))",
+                        [("live", json.dumps({"v": 1}), 10, 0), ("gone", None, 20, 1)])
+        cur.execute("INSERT INTO events (seq, name, level, occurred_at, received_at, data) "
+                    "VALUES (30, 'e', 'info', NOW(6), NOW(6), '{}')")
+        cur.execute("INSERT INTO dead_letters (version, write_id, kind, record, reason, failed_at, accepted_at) "
+                    "VALUES (40, 'w_x', 'items', '{}', 'r', NOW(6), NOW(6))")
+    yield dataclasses.replace(settings, mysql_url=url), con
+    con.close()
+    stack.mariadb.sql(f"DROP DATABASE IF EXISTS {OLD_DATABASE}")

@@ -19,7 +19,7 @@ OTHER_KEY = "test-key-2"
 STREAM, DEPTH = "spillway:queue", "spillway:queue:depth"
 HEADERS = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
 FLOWER_USER, FLOWER_PASSWORD = "admin", "test-flower-password"
-FAST = {"WRITE_CLAIM_IDLE": 3, "DRAIN_TASK_SECONDS": 2}  # quick reclaim and handover in tests
+FAST = {"WRITE_CLAIM_IDLE": 3, "DB_WRITE_TIMEOUT": 2, "DRAIN_TASK_SECONDS": 2}  # quick reclaim and handover
 
 
 def post(web, path, body, **kwargs):
@@ -147,3 +147,21 @@ def raw_request(port, data):
         while chunk := s.recv(65536):
             reply += chunk
     return reply
+
+
+MIGRATION_IDS = ["0001.baseline", "0002.retention-by-index", "0003.writes"]
+
+
+def assert_upgraded_with_its_data(con):
+    """The database of the `old_database` fixture, migrated: its rows as they were, the newest schema around them."""
+    with con.cursor() as cur:
+        cur.execute("SELECT k, data, version, tombstone_version FROM items ORDER BY k")
+        assert cur.fetchall() == (("gone", None, 20, 20), ("live", '{"v": 1}', 10, None))
+        cur.execute("SELECT seq FROM events")
+        assert cur.fetchall() == ((30,),)
+        cur.execute("SELECT version, write_id FROM dead_letters")
+        assert cur.fetchall() == ((40, "w_x"),)
+        cur.execute("SELECT COUNT(*) FROM writes")
+        assert cur.fetchone() == (0,)
+        cur.execute("SHOW INDEX FROM items WHERE Key_name = 'items_tombstones'")
+        assert cur.fetchall()

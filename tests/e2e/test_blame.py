@@ -9,7 +9,7 @@ import time
 import pytest
 
 from deploy.processes import wait_for
-from tests.e2e.helpers import FAST, get, metric, mysql_items, post_items, scalar, wait_receipt
+from tests.e2e.helpers import FAST, HEADERS, get, metric, mysql_items, post_items, scalar, wait_receipt
 
 
 @pytest.fixture()
@@ -51,7 +51,7 @@ def test_a_statement_timeout_keeps_the_batch_queued_and_shows_in_readyz_until_it
     start_worker(**FAST)
 
     def retrying():
-        body = get(web.url + "/readyz").json()
+        body = get(web.url + "/readyz", headers=HEADERS).json()
         return body if body["checks"]["drain"]["retrying"] else None
 
     ready = wait_for(retrying, timeout=30, message="/readyz to show the drain retrying")
@@ -63,5 +63,5 @@ def test_a_statement_timeout_keeps_the_batch_queued_and_shows_in_readyz_until_it
     slow_trigger()  # the statement is quick again
     assert wait_receipt(web, receipt["write_id"])["status"] == "persisted"
     assert mysql_items(db) == {"slow": {"v": 2}, "fine": {"v": 3}}
-    wait_for(lambda: not get(web.url + "/readyz").json()["checks"]["drain"]["retrying"], timeout=40,
+    wait_for(lambda: not get(web.url + "/readyz", headers=HEADERS).json()["checks"]["drain"]["retrying"], timeout=40,
              message="/readyz to stop showing the retry")

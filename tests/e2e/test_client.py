@@ -6,6 +6,7 @@ client must ride out without losing or doubling a record: Redis frozen
 and started again on the same port mid-upload. Events are sent without
 event_id, so a chunk queued twice would show as twice the rows in MySQL.
 """
+import asyncio
 import collections
 import datetime
 import json
@@ -18,11 +19,12 @@ import time
 import pytest
 import requests
 
-from deploy.processes import free_port
+from deploy.processes import free_port, wait_for
 from spillway_client import (
+    AsyncClient,
+    Client,
     DeadlineExceeded,
     PayloadTooLarge,
-    Spillway,
     Unauthorized,
     ValidationError,
 )
@@ -136,25 +138,25 @@ def upload_in_thread(api, events):
 
 def test_items_round_trip_put_get_list_delete_and_wait_persisted(web, start_worker):
     start_worker(**FAST)
-    with Spillway(web.url, API_KEY) as api:
+    with Client(web.url, API_KEY) as api:
         receipts = api.put_items([("rt/1", {"n": 1}), {"key": "rt/2", "data": {"n": 2}}, ("rt/é 3", {"n": 3}),
                                   ("other", {"n": 4})])
         assert [r.accepted for r in receipts] == [4]
         assert receipts[0].write_id.startswith("w_") and receipts[0].idempotency_key
-        assert api.get("rt/1")["data"] == {"n": 1}  # read-your-writes, before the drain
-        assert api.get("rt/é 3")["data"] == {"n": 3}  # the key is percent-encoded in the path
+        assert api.get("rt/1").data == {"n": 1}  # read-your-writes, before the drain
+        assert api.get("rt/é 3").data == {"n": 3}  # the key is percent-encoded in the path
         assert api.get("never") is None
         done = api.wait_persisted(receipts, timeout=60)
-        assert [(d["status"], d["persisted"], d["dead"]) for d in done] == [("persisted", 4, 0)]
+        assert [(d.status, d.persisted, d.dead) for d in done] == [("persisted", 4, 0)]
         # page_size=1: the iterator follows three `next` cursors
-        assert [i["key"] for i in api.list_items(prefix="rt/", page_size=1)] == ["rt/1", "rt/2", "rt/é 3"]
+        assert [i.key for i in api.list_items(prefix="rt/", page_size=1)] == ["rt/1", "rt/2", "rt/é 3"]
         assert len(list(api.list_items())) == 4
 
         deleted = api.delete("rt/1")
         assert deleted.accepted == 1
         assert api.get("rt/1") is None
         api.wait_persisted([deleted], timeout=60)
-        assert [i["key"] for i in api.list_items(prefix="rt/")] == ["rt/2", "rt/é 3"]
+        assert [i.key for i in api.list_items(prefix="rt/")] == ["rt/2", "rt/é 3"]
 
 
 def test_events_round_trip_post_list_filters(web, start_worker):
@@ -162,17 +164,17 @@ def test_events_round_trip_post_list_filters(web, start_worker):
     t0 = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     events = [{"name": "signup" if n % 2 else "login", "level": "warning" if n == 3 else "info",
                "occurred_at": t0 + datetime.timedelta(minutes=n), "data": {"n": n}} for n in range(6)]
-    with Spillway(web.url, API_KEY) as api:
+    with Client(web.url, API_KEY) as api:
         api.wait_persisted(api.post_events(events), timeout=60)
-        assert [e["data"]["n"] for e in api.list_events(page_size=2)] == [5, 4, 3, 2, 1, 0]  # newest first
-        assert [e["data"]["n"] for e in api.list_events(name="signup", page_size=1)] == [5, 3, 1]
-        assert [e["data"]["n"] for e in api.list_events(level="warning")] == [3]
+        assert [e.data["n"] for e in api.list_events(page_size=2)] == [5, 4, 3, 2, 1, 0]  # newest first
+        assert [e.data["n"] for e in api.list_events(name="signup", page_size=1)] == [5, 3, 1]
+        assert [e.data["n"] for e in api.list_events(level="warning")] == [3]
         window = api.list_events(since=t0 + datetime.timedelta(minutes=2), until="2024-05-01T12:04:00Z")
-        assert [e["data"]["n"] for e in window] == [3, 2]  # since inclusive, until exclusive
+        assert [e.data["n"] for e in window] == [3, 2]  # since inclusive, until exclusive
 
 
 def test_errors_come_back_typed_with_the_servers_json_error(web):
-    with Spillway(web.url, API_KEY) as api:
+    with Client(web.url, API_KEY) as api:
         with pytest.raises(ValidationError) as invalid:
             api.put_items([("ok", {}), ("", {})])
         assert invalid.value.status == 422 and invalid.value.code == "validation_error"
@@ -180,19 +182,65 @@ def test_errors_come_back_typed_with_the_servers_json_error(web):
         with pytest.raises(PayloadTooLarge) as large:  # one record past MAX_BODY_BYTES goes alone and is refused
             api.put_items([("big", {"pad": "x" * (1024 * 1024)})])
         assert large.value.status == 413 and large.value.code == "payload_too_large"
-    with Spillway(web.url, "not-a-key") as api, pytest.raises(Unauthorized) as unauthorized:
+    with Client(web.url, "not-a-key") as api, pytest.raises(Unauthorized) as unauthorized:
         api.delete("x")
     assert unauthorized.value.status == 401 and unauthorized.value.code == "unauthorized"
 
 
+def test_the_async_client_round_trip_with_typed_answers(web, start_worker, db):
+    """AsyncClient against the live server: a chunked batch, read-your-writes, persistence, lists, a delete."""
+    start_worker(**FAST)
+
+    async def main():
+        async with AsyncClient(web.url, API_KEY, max_records=2) as api:
+            receipts = await api.put_items((f"as/{i}", {"i": i}) for i in range(5))
+            assert [r.accepted for r in receipts] == [2, 2, 1]
+            assert {r.durability for r in receipts} == {"aof"} and all(r.request_id for r in receipts)
+            item = await api.get("as/3")
+            assert item.data == {"i": 3} and item.updated_at.tzinfo is not None  # before the drain
+            assert await api.get("never") is None
+            done = await api.wait_persisted(receipts, timeout=60)
+            assert [(d.status, d.kind) for d in done] == [("persisted", "items")] * 3
+            assert [i.key async for i in api.list_items(prefix="as/", page_size=2)] == [f"as/{i}" for i in range(5)]
+            events = await api.post_events([{"name": "async", "data": {"n": n}} for n in range(3)])
+            await api.wait_persisted(events, timeout=60)
+            assert [e.data["n"] async for e in api.list_events(name="async")] == [2, 1, 0]
+            deleted = await api.delete("as/0")
+            assert await api.get("as/0") is None
+            await api.wait_persisted([deleted], timeout=60)
+            with pytest.raises(ValidationError) as invalid:
+                await api.put_items([("", {})])
+            return invalid.value
+
+    invalid = asyncio.run(main())
+    assert invalid.status == 422 and invalid.details[0]["path"] == "items[0].key" and invalid.request_id
+    assert scalar(db, "SELECT COUNT(*) FROM items WHERE deleted = 0") == 4
+
+
+def test_an_error_names_the_request_id_the_server_logged_it_under(web):
+    with Client(web.url, API_KEY) as api, pytest.raises(ValidationError) as caught:
+        api.put_items([("ok", {}), ("", {})])
+    request_id = caught.value.request_id
+    assert request_id and f"(request {request_id})" in str(caught.value)
+
+    def logged():
+        for line in web.log().splitlines():
+            if request_id in line and line.startswith("{"):
+                return json.loads(line)
+        return None
+
+    line = wait_for(logged, timeout=10, message="the server's log line of the request")
+    assert (line["request_id"], line["status"]) == (request_id, 422)
+
+
 def test_a_2500_record_batch_is_three_writes_every_record_persisted_once(web, start_worker, db):
     start_worker(**FAST)
-    with Spillway(web.url, API_KEY) as api:
+    with Client(web.url, API_KEY) as api:
         receipts = api.put_items((f"c{i:04d}", {"i": i}) for i in range(2500))
         assert [r.accepted for r in receipts] == [1000, 1000, 500]
         assert len({r.write_id for r in receipts}) == 3
         done = api.wait_persisted(receipts, timeout=90)
-        assert {(d["status"], d["dead"]) for d in done} == {("persisted", 0)}
+        assert {(d.status, d.dead) for d in done} == {("persisted", 0)}
         events = api.post_events({"name": "load", "data": {"i": i}} for i in range(2500))
         assert [r.accepted for r in events] == [1000, 1000, 500]
         api.wait_persisted(events, timeout=90)
@@ -204,7 +252,7 @@ def test_the_deadline_ends_retries_against_a_server_that_is_gone(fresh, start_we
     web = start_web()
     web.stop()
     started = time.monotonic()
-    with Spillway(web.url, API_KEY, deadline=2) as api, pytest.raises(DeadlineExceeded) as caught:
+    with Client(web.url, API_KEY, deadline=2) as api, pytest.raises(DeadlineExceeded) as caught:
         api.put_items([("k", {})])
     assert time.monotonic() - started < 3
     assert caught.value.status is None and caught.value.code == "connection_error" and caught.value.attempts > 2
@@ -222,7 +270,7 @@ def test_a_frozen_redis_mid_batch_every_event_stored_exactly_once(fresh, start_w
     count = 3000
     reached, go_on = threading.Event(), threading.Event()
     session = CountingSession()
-    api = Spillway(web.url, API_KEY, session=session)
+    api = Client(web.url, API_KEY, session=session)
     thread, outcome = upload_in_thread(api, gated_events(count, 1001, reached, go_on))
     assert reached.wait(30), outcome
     servers_restored.redis.signal(signal.SIGSTOP)
@@ -252,7 +300,7 @@ def test_a_web_restart_mid_upload_every_event_stored_exactly_once(fresh, start_w
     count = 3000 if how == "stop" else 20_000
     reached, go_on = threading.Event(), threading.Event()
     session = CountingSession()
-    api = Spillway(web.url, API_KEY, session=session, max_records=1000 if how == "stop" else 200)
+    api = Client(web.url, API_KEY, session=session, max_records=1000 if how == "stop" else 200)
     if how == "kill":
         go_on.set()  # no pause: the kill lands wherever the upload is
     thread, outcome = upload_in_thread(api, gated_events(count, 1001, reached, go_on))
@@ -282,7 +330,7 @@ def test_an_answer_lost_after_the_write_was_queued_queues_nothing_twice(web, sta
     proxy = LosingProxy(web.port)
     reached, go_on = threading.Event(), threading.Event()
     session = CountingSession()
-    api = Spillway(proxy.url, API_KEY, session=session)
+    api = Client(proxy.url, API_KEY, session=session)
     thread, outcome = upload_in_thread(api, gated_events(3000, 1001, reached, go_on))
     try:
         assert reached.wait(30), outcome

@@ -20,6 +20,7 @@ from deploy.processes import wait_for
 from tests.e2e.helpers import (
     API_KEY,
     FAST,
+    HEADERS,
     assert_error,
     get,
     item_url,
@@ -70,14 +71,14 @@ def test_a_full_redis_refuses_writes_with_503_but_serves_reads_and_keeps_receipt
     assert get(item_url(web.url, "cached")).json()["data"] == {"v": 1}
     assert get(item_url(web.url, "k")).json()["data"] == {"v": 1}  # the pending write too
     assert get(f"{web.url}/api/v1/writes/{receipt['write_id']}").json()["status"] == "queued"
-    ready = get(web.url + "/readyz")
+    ready = get(web.url + "/readyz", headers=HEADERS)
     assert ready.status_code == 200 and ready.json()["checks"]["redis"] == "full"
     assert ready.json()["status"] == "degraded"
 
 
 def test_mysql_hung_while_writes_fill_redis_every_202_lands_with_no_operator_action(
         web, db, rds, start_worker, servers_restored, small_redis):
-    start_worker(DB_WRITE_TIMEOUT=2, **FAST)
+    start_worker(**FAST)
     wait_for(lambda: rds.zcard("spillway:drain:alive"), message="a drain to start")
     servers_restored.mariadb.signal(signal.SIGSTOP)  # hung: accepts nothing, answers nothing
     small_redis(6 << 20)
@@ -123,7 +124,7 @@ def test_a_worker_started_on_a_full_redis_drains_it_once_mysql_answers(
     assert len(accepted) > 10
     fill(rds)  # full to the last byte: even a one-byte key is refused
     # (its byte bound fits the shrunken maxmemory, or its start-up check would refuse it)
-    start_worker(DB_WRITE_TIMEOUT=2, WRITE_QUEUE_HIGH_WATER_BYTES=1 << 20, **FAST)
+    start_worker(WRITE_QUEUE_HIGH_WATER_BYTES=1 << 20, **FAST)
     wait_for(lambda: rds.zcard("spillway:drain:alive"), timeout=60, message="a drain task to start on the full Redis")
     time.sleep(3)  # the drain retries MySQL, which still answers nothing
     assert int(rds.get("spillway:queue:depth")) == 24 * len(accepted)

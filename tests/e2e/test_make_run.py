@@ -37,7 +37,7 @@ def answers(url, **kwargs):
 class MakeRun:
     """deploy/run.py in its own process group, as a terminal runs `make run`."""
 
-    def __init__(self, tmp_path, stdout=None, args=()):
+    def __init__(self, tmp_path, stdout=None, args=(), **settings):
         self.env_file = tmp_path / ".env"
         self.port, self.flower_port = free_port(), free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -46,7 +46,8 @@ class MakeRun:
         env.update(SPILLWAY_ENV_FILE=str(self.env_file), VAR_DIR=str(RUN_VAR), PORT=str(self.port),
                    FLOWER_PORT=str(self.flower_port), PRIVATE_MYSQL_PORT=str(MYSQL_PORT + 10),
                    PRIVATE_REDIS_PORT=str(REDIS_PORT + 10), WEB_WORKERS="1", WORKER_CONCURRENCY="1",
-                   DRAIN_TASK_SECONDS="2", WRITE_CLAIM_IDLE="3", PYTHONUNBUFFERED="1")
+                   DRAIN_TASK_SECONDS="2", WRITE_CLAIM_IDLE="3", DB_WRITE_TIMEOUT="2", PYTHONUNBUFFERED="1")
+        env.update({k: str(v) for k, v in settings.items()})
         self.env = env
         self.out_path = tmp_path / f"run-{time.monotonic_ns()}.out"
         self.out = open(self.out_path, "wb")  # noqa: SIM115 - the child writes it until stop()

@@ -1,5 +1,6 @@
 """Operations and hostile clients: reloads under load, rate limits, gunicorn's limits, slow clients."""
 import json
+import re
 import signal
 import socket
 import threading
@@ -91,6 +92,36 @@ def test_writes_past_the_rate_limit_get_429_with_retry_after_and_queue_nothing(f
     assert requests.post(web.url + "/api/v1/items", headers=HEADERS, data=body, timeout=10).status_code == 202
     # Reads are never rate limited.
     assert all(get(item_url(web.url, "k")).status_code == 200 for _ in range(20))
+
+
+def rate_fields(answer):
+    """(RateLimit-Policy, r, t) of an answer's RateLimit header fields."""
+    match = re.fullmatch(r'"writes";r=(\d+);t=(\d+)', answer.headers["RateLimit"])
+    return answer.headers["RateLimit-Policy"], int(match[1]), int(match[2])
+
+
+def test_writes_say_what_the_rate_limit_leaves_in_ratelimit_headers(fresh, start_web, web):
+    limited = start_web(WRITE_RATE_LIMIT="5/10s")  # bursts of 5, then one every 2 s
+    body = json.dumps({"items": [{"key": "k", "data": {}}]})
+
+    def write(**headers):
+        return requests.post(limited.url + "/api/v1/items", headers={**HEADERS, **headers}, data=body, timeout=10)
+
+    first = write(**{"Idempotency-Key": "once"})
+    replay = write(**{"Idempotency-Key": "once"})  # a replay takes nothing of the rate
+    rest = [write() for _ in range(5)]
+    assert [a.status_code for a in (first, replay, *rest)] == [202] * 6 + [429]
+    fields = [rate_fields(a) for a in (first, replay, *rest)]
+    assert {policy for policy, _, _ in fields} == {'"writes";q=5;w=10'}
+    assert [r for _, r, _ in fields] == [4, 4, 3, 2, 1, 0, 0]
+    # t: until the whole burst is back, 2 s a write (a second less if these writes took over a second)
+    assert all(expected - 1 <= t <= expected for (_, _, t), expected in zip(fields, [2, 2, 4, 6, 8, 10]))
+    # The 429: nothing left, and t is its Retry-After (the draft: Retry-After not before t).
+    assert_error(rest[-1], 429, "rate_limited")
+    assert fields[-1][2] == int(rest[-1].headers["Retry-After"]) in (1, 2)
+    # Without WRITE_RATE_LIMIT, no such fields.
+    plain = requests.post(web.url + "/api/v1/items", headers=HEADERS, data=body, timeout=10)
+    assert plain.status_code == 202 and "RateLimit" not in plain.headers and "RateLimit-Policy" not in plain.headers
 
 
 def test_requests_gunicorn_refuses_still_get_json_errors(shared_web):

@@ -8,7 +8,7 @@ import socket
 import pytest
 import requests
 
-from tests.e2e.helpers import API_KEY, DEPTH, OTHER_KEY, STREAM, assert_error, get, item_url
+from tests.e2e.helpers import API_KEY, DEPTH, OTHER_KEY, STREAM, assert_error, get, item_url, metric
 
 
 def post(web, path, body, headers=None, raw=None):
@@ -140,8 +140,11 @@ def test_idempotency_key_replays_the_receipt_and_queues_nothing_more(web, rds):
     assert first.status_code == again.status_code == 202
     assert first.json() == again.json()
     assert rds.xlen(STREAM) == 1 and int(rds.get(DEPTH)) == 2
-    conflict = post(web, "/api/v1/items", items(3), {"Idempotency-Key": "order-1"})
-    assert_error(conflict, 409, "idempotency_conflict")
+    # The same key with another body: 422, as draft-ietf-httpapi-idempotency-key-header says, nothing queued.
+    reused = post(web, "/api/v1/items", items(3), {"Idempotency-Key": "order-1"})
+    assert "Idempotency-Key" in assert_error(reused, 422, "idempotency_key_reused")["message"]
+    assert rds.xlen(STREAM) == 1 and int(rds.get(DEPTH)) == 2
+    assert metric(get(web.url + "/metrics").text, "spillway_write_refusals_total", reason="idempotency_key_reused") >= 1
     # The same Idempotency-Key under another API key is another request.
     other = post(web, "/api/v1/items", items(2), {"Idempotency-Key": "order-1", "Authorization": f"Bearer {OTHER_KEY}"})
     assert other.status_code == 202 and other.json()["write_id"] != first.json()["write_id"]

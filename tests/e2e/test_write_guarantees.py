@@ -85,7 +85,7 @@ def test_entries_held_by_a_dead_consumer_are_reclaimed(web, db, rds, start_worke
         assert post_items(web, [(f"g{n}", {"n": n})]).status_code == 202
     # (the first accepted write made the drain's consumer group)
     rds.xreadgroup("drain", "ghost:1", {STREAM: ">"}, count=100)  # delivered to a consumer that then died
-    start_worker(WRITE_CLAIM_IDLE=2)
+    start_worker(WRITE_CLAIM_IDLE=2, DB_WRITE_TIMEOUT=1)
     wait_drained(rds, timeout=30)
     assert set(mysql_items(db)) == {f"g{n}" for n in range(5)}
 

@@ -105,3 +105,14 @@ def test_cursor_round_trip_and_rejection():
     for bad in ("", "!!!", paths.encode_cursor([1]), "e30"):
         with pytest.raises(ValidationFailed):
             paths.decode_cursor(bad, lambda p: isinstance(p, dict) and "k" in p)
+
+
+def test_multi_get_keys_are_checked_as_path_keys_are_and_answered_once():
+    assert decode.item_keys(raw({"keys": ["b", "a", "b", "\U0001f600" * 255]})) == ["b", "a", "\U0001f600" * 255]
+    bad = details(decode.item_keys, {"keys": ["ok", "", "x" * 256, "tab\there", "c1\u0085"]})
+    assert set(bad) == {"keys[1]"}  # the type's checks first, one error at a time
+    bad = details(decode.item_keys, {"keys": ["ok", "tab\there", "fine", "c1\u0085"]})
+    assert bad == {"keys[1]": schemas.CONTROL_MESSAGE, "keys[3]": schemas.CONTROL_MESSAGE}
+    assert details(decode.item_keys, {"keys": ["k"] * (limits.MAX_MULTI_GET + 1)}).keys() == {"keys"}
+    assert details(decode.item_keys, {"keys": []}).keys() == {"keys"}
+    assert len(decode.item_keys(raw({"keys": [f"k{i}" for i in range(limits.MAX_MULTI_GET)]}))) == 100

@@ -7,7 +7,7 @@ from webapp.api.request import storage, write
 from webapp.api.responses import json_response
 from webapp.http.decode import query, timestamp
 from webapp.http.paths import decode_cursor, encode_cursor
-from webapp.http.render import event_json
+from webapp.http.render import event_json, within_bytes
 from webapp.http.schemas import EventListQuery
 from webapp.jsonio import dumps
 from webapp.storage.sql import events as events_sql
@@ -41,10 +41,13 @@ def list_events() -> Response:
     if q.cursor:
         position = decode_cursor(q.cursor, _is_event_cursor)
         before = (position["t"], position["s"])
+    s = storage().settings
     rows = storage().reads.run(
-        lambda con: events_sql.page(con, q.name, q.level, since, until, before, q.limit + 1))
-    more = len(rows) > q.limit
-    rows = rows[: q.limit]
-    next_cursor = encode_cursor({"t": rows[-1][4], "s": rows[-1][0]}) if more else None
-    body = '{"events":[' + ",".join(event_json(*row) for row in rows) + '],"next":' + dumps(next_cursor) + "}"
+        lambda con: events_sql.page(con, q.name, q.level, since, until, before, q.limit + 1, s.db_list_timeout),
+        timeout=s.db_list_timeout)
+    parts, more = within_bytes([event_json(*row) for row in rows[: q.limit]], s.list_max_bytes)
+    more = more or len(rows) > q.limit
+    last = rows[len(parts) - 1] if parts else None
+    next_cursor = encode_cursor({"t": last[4], "s": last[0]}) if more and last else None
+    body = '{"events":[' + ",".join(parts) + '],"next":' + dumps(next_cursor) + "}"
     return json_response(body)

@@ -12,7 +12,7 @@ from celery import Celery
 @lru_cache(maxsize=1)
 def _producer(pid: int) -> Celery:
     app = Celery("spillway")
-    app.config_from_object("celeryconfig")
+    app.config_from_object("webapp.celeryconfig")
     return app
 
 

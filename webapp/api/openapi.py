@@ -16,7 +16,19 @@ TIMESTAMP = {"type": "string", "format": "date-time"}
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string"}}}
 REQUEST_ID = {"X-Request-ID": {"description": "The request's id (yours if you sent a sane one)",
                                 "schema": {"type": "string"}}}
-BODIES = (schemas.ItemsIn, schemas.EventsIn, schemas.RedriveIn)
+ETAG = {"ETag": {"description": 'The item\'s strong validator, made of its version: "v<version>"',
+                 "schema": {"type": "string", "pattern": '^"v[0-9]+"$'}}}
+IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                 "description": "ETags from earlier answers (a list, W/ allowed, compared weakly), or `*`: "
+                                "304 without a body when one matches the item's"}
+RATE_LIMIT = {  # draft-ietf-httpapi-ratelimit-headers; only with WRITE_RATE_LIMIT set
+    "RateLimit-Policy": {"description": 'The API key\'s write limit, e.g. `"writes";q=100;w=60`: 100 writes a minute '
+                                        "(only with WRITE_RATE_LIMIT)", "schema": {"type": "string"}},
+    "RateLimit": {"description": 'What the limit leaves, e.g. `"writes";r=42;t=35`: 42 writes may go now, the whole '
+                                 "limit is back in 35 s (on a 429, r=0 and t is the Retry-After)",
+                  "schema": {"type": "string"}},
+}
+BODIES = (schemas.ItemsIn, schemas.EventsIn, schemas.RedriveIn, schemas.ItemKeysIn)
 _REF = "#/components/schemas/{name}"
 
 ERROR_TEXT = {
@@ -25,10 +37,10 @@ ERROR_TEXT = {
     403: "The key lacks the scope this call needs (`forbidden`)",
     404: "Nothing there (`not_found`; a receipt past RECEIPT_TTL: `receipt_expired`)",
     408: "The body did not arrive within BODY_READ_TIMEOUT (`request_timeout`); nothing queued",
-    409: "Idempotency-Key reused with another body (`idempotency_conflict`)",
     413: "Body over MAX_BODY_BYTES (`payload_too_large`)",
     415: "Body is not application/json (`unsupported_media_type`)",
-    422: "Wrong shape, types, sizes or counts; unknown fields or parameters (`validation_error`)",
+    422: "Wrong shape, types, sizes or counts; unknown fields or parameters (`validation_error`); on a write, "
+         "also an Idempotency-Key already used with another body (`idempotency_key_reused`), nothing queued",
     429: "Writes past WRITE_RATE_LIMIT for this key (`rate_limited`)",
     503: "A server the request needs is down, saturated or backpressured; retry after Retry-After",
 }
@@ -48,6 +60,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         headers = dict(REQUEST_ID)
         if status in (429, 503):
             headers.update(RETRY_AFTER)
+        if status == 429:
+            headers.update(RATE_LIMIT)
         out[str(status)] = {"description": ERROR_TEXT[status], "headers": headers, "content": _json(_ref("Error"))}
     return out
 
@@ -78,15 +92,16 @@ def parameters(kind: type) -> list[dict[str, Any]]:
 
 WRITE_HEADERS = [{"name": "Idempotency-Key", "in": "header", "required": False,
                   "schema": {"type": "string", "minLength": 1, "maxLength": limits.MAX_IDEMPOTENCY_KEY_CHARS},
-                  "description": "Same key and body within 24 h: the same receipt again, nothing queued"}]
+                  "description": "Same key and body within 24 h: the same receipt again, nothing queued; "
+                                 "the same key with another body: 422 `idempotency_key_reused`"}]
 READ_ERRORS = _errors(401, 403, 422, 503)  # 401 and 403 only when READS_REQUIRE_KEY=true
-WRITE_ERRORS = _errors(400, 401, 403, 408, 409, 413, 415, 422, 429, 503)
+WRITE_ERRORS = _errors(400, 401, 403, 408, 413, 415, 422, 429, 503)
 ADMIN_ERRORS = _errors(401, 403, 422, 503)
 WRITE_SCOPE = [{"bearer": ["write"]}]
 READ_SCOPE = [{}, {"bearer": ["read"]}]  # open unless READS_REQUIRE_KEY=true
 ADMIN_SCOPE = [{"bearer": ["admin"]}]
 RECEIPT = _ok(202, "Queued durably in Redis; see status_url", _ref("Receipt"),
-              {"Location": {"description": "The status URL", "schema": {"type": "string"}}})
+              {"Location": {"description": "The status URL", "schema": {"type": "string"}}, **RATE_LIMIT})
 
 
 def _schemas() -> dict[str, Any]:
@@ -106,6 +121,12 @@ def _schemas() -> dict[str, Any]:
         "ItemPage": {"type": "object", "required": ["items", "next"], "additionalProperties": False,
                      "properties": {"items": {"type": "array", "items": _ref("Item")},
                                     "next": {"type": ["string", "null"]}}},
+        "ItemsFound": {"type": "object", "required": ["items", "missing"], "additionalProperties": False,
+                       "properties": {"items": {"type": "array", "items": _ref("Item"),
+                                                "description": "The items found, in the order asked"},
+                                      "missing": {"type": "array", "items": {"type": "string"},
+                                                  "description": "The keys asked that have no item (never "
+                                                                 "written, or deleted), in the order asked"}}},
         "Event": {"type": "object", "additionalProperties": False,
                   "required": ["seq", "event_id", "name", "level", "occurred_at", "received_at", "data"],
                   "properties": {"seq": {"type": "integer"}, "event_id": {"type": ["string", "null"]},
@@ -153,7 +174,7 @@ def _schemas() -> dict[str, Any]:
                            "properties": {"entries": {"type": "array", "items": {"type": "object"}},
                                           "next": {"type": ["string", "null"]}}},
         "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
-        "Ready": {"type": "object", "required": ["status", "checks"], "properties": {
+        "Ready": {"type": "object", "required": ["status"], "properties": {
             "status": {"enum": ["ok", "degraded", "unavailable"]},
             "down": {"type": "array", "items": {"enum": ["mysql", "redis"]}},
             "checks": {"type": "object", "required": ["mysql", "redis"], "properties": {
@@ -220,13 +241,16 @@ def _paths() -> dict[str, Any]:
     return {
         "/api/v1/items/{key}": {
             "get": {"summary": "One item: from Redis, or on a miss from MySQL (then cached)", "operationId": "getItem",
-                    "parameters": [key_param],
+                    "parameters": [key_param, IF_NONE_MATCH],
                     "security": READ_SCOPE,
-                    "responses": {**_ok(200, "The item", _ref("Item")), **_errors(404), **READ_ERRORS}},
+                    "responses": {**_ok(200, "The item", _ref("Item"), ETAG),
+                                  "304": {"description": "If-None-Match matched: the item is unchanged (no body)",
+                                          "headers": {**REQUEST_ID, **ETAG}},
+                                  **_errors(404), **READ_ERRORS}},
             "delete": {"summary": "Delete an item (a versioned tombstone); a missing key is accepted",
                        "operationId": "deleteItem", "security": WRITE_SCOPE,
                        "parameters": [key_param, *WRITE_HEADERS],
-                       "responses": {**RECEIPT, **_errors(401, 409, 422, 429, 503)}},
+                       "responses": {**RECEIPT, **_errors(401, 403, 422, 429, 503)}},
         },
         "/api/v1/items": {
             "get": {"summary": "Persisted items in key order (UTF-8 bytes), keyset-paginated",
@@ -239,6 +263,16 @@ def _paths() -> dict[str, Any]:
                      "security": WRITE_SCOPE, "parameters": WRITE_HEADERS,
                      "requestBody": {"required": True, "content": _json(_ref("ItemsIn"))},
                      "responses": {**RECEIPT, **WRITE_ERRORS}},
+        },
+        limits.ITEMS_GET: {
+            "post": {"summary": f"Up to {limits.MAX_MULTI_GET} items by key in one request, read as getItem reads "
+                                "one (cache, then MySQL; writes not yet persisted included). A read: it changes "
+                                "nothing and needs only the read scope (a POST because 100 keys of up to 255 "
+                                "characters do not fit in a URL)",
+                     "operationId": "getItems", "security": READ_SCOPE,
+                     "requestBody": {"required": True, "content": _json(_ref("ItemKeysIn"))},
+                     "responses": {**_ok(200, "The items found, and the keys missing", _ref("ItemsFound")),
+                                   **_errors(400, 408, 413, 415), **READ_ERRORS}},
         },
         "/api/v1/events": {
             "get": {"summary": "Persisted events, newest occurred_at first, then arrival", "operationId": "listEvents",
@@ -258,12 +292,18 @@ def _paths() -> dict[str, Any]:
                     "responses": {**_ok(200, "The receipt", _ref("WriteStatus")), **_errors(404), **READ_ERRORS}},
         },
         **_dead_letter_paths(),
-        "/healthz": {"get": {"summary": "200 while the process serves", "operationId": "healthz",
+        "/livez": {"get": {"summary": "200 while the process answers (liveness)", "operationId": "livez",
+                           "responses": _ok(200, "Serving", _ref("Health"))}},
+        "/healthz": {"get": {"summary": "The older name of /livez", "operationId": "healthz", "deprecated": True,
                              "responses": _ok(200, "Serving", _ref("Health"))}},
-        "/readyz": {"get": {"summary": "Can the API serve? 503 names what is down", "operationId": "readyz",
-                            "responses": {**_ok(200, "Ready (ok, or degraded with no live drain worker)",
+        "/readyz": {"get": {"summary": "Can the API serve? `checks` only with a valid API key",
+                            "operationId": "readyz",
+                            "security": [{}, {"bearer": []}],
+                            "responses": {**_ok(200, "Ready: ok, or degraded (no live drain, drain retrying, "
+                                                     "Redis full, MySQL down: cached reads and writes still work)",
                                                 _ref("Ready")),
-                                          "503": {"description": "MySQL or Redis is unreachable",
+                                          **_errors(401),
+                                          "503": {"description": "Redis is unreachable: nothing can be written",
                                                   "headers": {**REQUEST_ID, **RETRY_AFTER},
                                                   "content": _json(_ref("Ready"))}}}},
         "/metrics": {"get": {"summary": "Prometheus text format", "operationId": "metrics",

@@ -19,7 +19,7 @@ from msgspec import UNSET, Raw
 from webapp import clock, jsonio
 from webapp.http import limits
 from webapp.http.errors import InvalidJSON, ValidationFailed
-from webapp.http.schemas import CONTROL, CONTROL_MESSAGE, EventIn, EventsIn, ItemIn, ItemsIn
+from webapp.http.schemas import CONTROL, CONTROL_MESSAGE, EventIn, EventsIn, ItemIn, ItemKeysIn, ItemsIn
 from webapp.storage.records import Event, Item
 
 T = TypeVar("T")
@@ -203,6 +203,16 @@ def events(body: bytes) -> list[Event]:
     batch = _typed(_events, body, lambda: _per_record(body, "events", EventIn, _event))
     check_json(body)
     return _records(batch.events, _event)
+
+
+def item_keys(body: bytes) -> list[str]:
+    """The distinct keys of a POST /api/v1/items:get body, in order; 400 or 422 (each bad key named) otherwise."""
+    wanted = decode(ItemKeysIn, body).keys
+    problems = [{"path": f"keys[{i}]", "message": CONTROL_MESSAGE}
+                for i, key in enumerate(wanted) if CONTROL.search(key)]
+    if problems:
+        raise ValidationFailed(details=problems)
+    return list(dict.fromkeys(wanted))
 
 
 _FROM_TEXT: dict[type, Callable[[str], Any]] = {

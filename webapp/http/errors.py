@@ -6,6 +6,7 @@ webapp/server/respond.py turn them into the one JSON error shape.
 """
 from typing import Any
 
+from webapp.http import ratelimit
 from webapp.http.environ import ERROR_CODE
 from webapp.storage import errors as storage
 
@@ -74,9 +75,17 @@ class RequestTimeout(APIError):
         super().__init__(message, headers={"Connection": "close"})
 
 
-class Conflict(APIError):
-    status, code = 409, "idempotency_conflict"
-    message = "This Idempotency-Key was already used with a different request body."
+class IdempotencyKeyReused(APIError):
+    """422: the Idempotency-Key went with another request body (draft-ietf-httpapi-idempotency-key-header).
+
+    The draft keeps 409 for a request still being processed; a write here is
+    accepted atomically (lua/accept.lua), so a concurrent retry is never "in
+    progress": it gets the first one's receipt.
+    """
+
+    status, code = 422, "idempotency_key_reused"
+    message = ("This Idempotency-Key was already used with a different request body; nothing was queued. "
+               "Use a new key for a new request.")
 
 
 class PayloadTooLarge(APIError):
@@ -147,7 +156,7 @@ _FROM_STORAGE: tuple[tuple[type[storage.StorageError], type[APIError]], ...] = (
     (storage.QueueUnavailable, QueueUnavailable),
     (storage.RedisUnavailable, CacheUnavailable),
     (storage.ReplicationTimeout, ReplicationTimeout),
-    (storage.IdempotencyConflict, Conflict),
+    (storage.IdempotencyKeyReused, IdempotencyKeyReused),
     (storage.RateLimited, RateLimited),
     (storage.Backpressure, Backpressure),
     (storage.Unavailable, ServiceUnavailable),
@@ -158,5 +167,8 @@ def from_storage(err: storage.StorageError) -> APIError:
     """The API error a storage error answers as (a 500 for one the API has no name for)."""
     for kind, api_kind in _FROM_STORAGE:
         if isinstance(err, kind):
-            return api_kind(retry_after=err.retry_after)
+            answer = api_kind(retry_after=err.retry_after)
+            if isinstance(err, storage.RateLimited) and err.rate is not None:
+                answer.headers.update(ratelimit.headers(err.rate))
+            return answer
     return APIError()

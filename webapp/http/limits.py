@@ -6,6 +6,7 @@ MAX_NAME_CHARS = 128
 MAX_EVENT_ID_CHARS = 64
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 MAX_BATCH = 1000  # records in one write
+MAX_MULTI_GET = 100  # keys in one POST /api/v1/items:get
 MAX_ITEM_DATA_BYTES = 64 * 1024
 MAX_EVENT_DATA_BYTES = 16 * 1024
 MAX_DATA_DEPTH = 32  # MariaDB's JSON functions stop at 32 levels
@@ -21,6 +22,7 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 # --- paths -----------------------------------------------------------------------------
 ITEMS = "/api/v1/items"
 ITEM_PREFIX = ITEMS + "/"
+ITEMS_GET = ITEMS + ":get"  # the multi-get: a sibling of /api/v1/items/, so no key's path can name it
 EVENTS = "/api/v1/events"
 WRITES_PREFIX = "/api/v1/writes/"
 

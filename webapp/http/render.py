@@ -21,6 +21,16 @@ def event_json(seq: int, event_id: str | None, name: str, level: str, occurred_u
             f'"received_at":"{clock.to_rfc3339(received_us)}","data":{data if data is not None else "null"}}}')
 
 
+def within_bytes(parts: list[str], most: int) -> tuple[list[str], bool]:
+    """(the leading parts whose text fits in `most` bytes, at least one; True if some were left out)."""
+    size = 0
+    for n, part in enumerate(parts):
+        size += len(part.encode()) + 1
+        if size > most and n > 0:
+            return parts[:n], True
+    return parts, False
+
+
 def receipt_body(receipt: Receipt) -> dict[str, Any]:
     """The 202 body of an accepted write."""
     return {"write_id": receipt.write_id, "accepted": receipt.accepted, "status_url": status_url(receipt.write_id),

@@ -79,6 +79,17 @@ class EventsIn(_Body):
     events: Annotated[list[EventIn], Meta(min_length=1, max_length=limits.MAX_BATCH)]
 
 
+# --- reads ------------------------------------------------------------------------------------
+
+
+class ItemKeysIn(_Body):
+    """POST /api/v1/items:get: the keys of a multi-get."""
+
+    keys: Annotated[list[Key], Meta(min_length=1, max_length=limits.MAX_MULTI_GET,
+                                    description="Item keys, as GET /api/v1/items/<key> takes them (not "
+                                                "percent-encoded); a key given twice is answered once")]
+
+
 # --- dead letters (admin) -------------------------------------------------------------------
 
 

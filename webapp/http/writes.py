@@ -5,8 +5,8 @@ which takes every write in gunicorn, and the Flask views (webapp/api/items.py,
 events.py), thin adapters for an app run without those layers. A write is
 checked in this order, each check answering its own 4xx and nothing queued:
 the key and its `write` scope (401, 403), the media type (415), the body (400,
-422, all or nothing), the Idempotency-Key (422); then the queue (202, or 409,
-429, 503 from storage).
+422, all or nothing), the Idempotency-Key (422); then the queue (202, or 422 for a reused
+Idempotency-Key, 429, 503 from storage).
 """
 import hashlib
 from collections.abc import Callable
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webapp import jsonio
-from webapp.http import decode, limits, paths
+from webapp.http import decode, limits, paths, ratelimit
 from webapp.http.errors import UnsupportedMediaType, ValidationFailed, from_storage
 from webapp.http.keys import KeyRing
 from webapp.http.render import receipt_body
@@ -103,4 +103,7 @@ def accept(request: WriteRequest, queue: WriteQueue, keys: KeyRing) -> Answer:
     except StorageError as err:
         raise from_storage(err) from None
     out = receipt_body(receipt)
-    return Answer(202, [("Content-Type", "application/json"), ("Location", out["status_url"])], jsonio.encode(out))
+    headers = [("Content-Type", "application/json"), ("Location", out["status_url"])]
+    if receipt.rate is not None:  # WRITE_RATE_LIMIT is set
+        headers += ratelimit.headers(receipt.rate).items()
+    return Answer(202, headers, jsonio.encode(out))

@@ -15,7 +15,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import gevent
 
-from webapp.http.errors import APIError, PayloadTooLarge, RequestTimeout
+from webapp.http.errors import APIError, BadRequest, PayloadTooLarge, RequestTimeout
 from webapp.server.respond import error
 
 CHUNK = 64 * 1024
@@ -31,7 +31,15 @@ class BodyReader:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         length = environ.get("CONTENT_LENGTH") or ""
-        chunked = environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+        codings = [c.strip().lower() for c in environ.get("HTTP_TRANSFER_ENCODING", "").split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]  # a coding that changes nothing
+        if codings and codings != ["chunked"]:
+            # `gzip, chunked` and the like: gunicorn passed them on unbuffered, and a view read them with
+            # no time limit, holding an admission slot. Refused at once, before any capacity is taken.
+            return error(environ, start_response, BadRequest(
+                f"Transfer-Encoding {environ['HTTP_TRANSFER_ENCODING']!r} is not supported: send the body as "
+                "it is, with Content-Length or 'Transfer-Encoding: chunked'.", headers={"Connection": "close"}))
+        chunked = codings == ["chunked"]
         if not chunked and length in ("", "0"):
             return self.app(environ, start_response)
         try:

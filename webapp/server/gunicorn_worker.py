@@ -19,12 +19,16 @@ import json
 import time
 from typing import Any
 
+import gevent
 from gevent.server import StreamServer
 from gunicorn import glogging, util
 from gunicorn.http import wsgi
 from gunicorn.workers import ggevent
 
+from webapp.config import load_settings
+
 ACCEPT_BATCH = 8
+SEND_TIMEOUT_S = load_settings().web_send_timeout
 _CODES = {400: "bad_request", 403: "forbidden", 414: "uri_too_long", 417: "expectation_failed",
           431: "header_fields_too_large", 500: "internal_error", 501: "not_implemented"}
 
@@ -70,7 +74,11 @@ class OneSendResponse(wsgi.Response):  # type: ignore[misc]  # gunicorn and geve
     def _emit_body(self, data: bytes) -> None:
         if self._head:
             data, self._head = self._head + data, b""
-        super()._emit_body(data)
+        # A client that stops reading would hold this response (a list page: megabytes) for as long as it
+        # likes: past WEB_SEND_TIMEOUT its connection is closed (the Timeout ends the request; gunicorn
+        # closes the socket) and the memory goes.
+        with gevent.Timeout(SEND_TIMEOUT_S, ConnectionError("the client did not take the response in time")):
+            super()._emit_body(data)
 
     def close(self) -> None:
         self.send_headers()  # an empty body iterable never called write(): the head is not even built yet

@@ -4,6 +4,7 @@ The outermost WSGI layer, so its duration includes the wait for admission.
 The request id comes from X-Request-ID when the client (or a proxy) sent a
 sane one, else it is made here; it is echoed in the response and logged.
 """
+import logging
 import os
 import re
 import time
@@ -13,13 +14,17 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from webapp import jsonio, metrics
 from webapp.http.environ import ERROR_CODE, FORCE_CLOSE, REQUEST_ID
+from webapp.http.errors import APIError
 from webapp.logs import request_lines, timestamp
+from webapp.server.respond import error
 
+log = logging.getLogger(__name__)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Any upper-case word is a method to gunicorn; a label per made-up method grew /metrics
 # without bound (300 random methods: 14 KB to 545 KB, measured). Others count as "other".
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_EXACT_ROUTES = frozenset({"/api/v1/items", "/api/v1/events", "/healthz", "/readyz", "/metrics", "/openapi.json"})
+_EXACT_ROUTES = frozenset({"/api/v1/items", "/api/v1/items:get", "/api/v1/events", "/healthz", "/readyz", "/metrics",
+                           "/openapi.json"})
 _PREFIX_ROUTES = (("/api/v1/items/", "/api/v1/items/<key>"), ("/api/v1/writes/", "/api/v1/writes/<write_id>"))
 
 
@@ -55,7 +60,12 @@ class Observe:
             answered.append(status)
             return start_response(status, headers, exc_info)
 
-        body = self.app(environ, start)
+        try:
+            body = self.app(environ, start)
+        except Exception:  # a layer below Flask failed: the one error shape, logged and counted like any answer
+            log.exception("unhandled error below Flask on %s %s", environ["REQUEST_METHOD"][:16],
+                          environ.get("PATH_INFO", "")[:256], extra={"fields": {"request_id": request_id}})
+            body = error(environ, start, APIError())
         seconds = time.perf_counter() - started
         status = answered[0][:3] if answered else "500"
         method = environ["REQUEST_METHOD"] if environ["REQUEST_METHOD"] in _METHODS else "other"

@@ -12,7 +12,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from webapp.storage.keys import CacheEntry
 from webapp.storage.mysql import Reads
 from webapp.storage.redis_client import bounded, load_script
 from webapp.storage.sql import items as items_sql
+from webapp.storage.sql.items import Row
 
 CACHE_HIT, CACHE_MISS, CACHE_LOAD = CACHE.labels("hit"), CACHE.labels("miss"), CACHE.labels("load")
 T = TypeVar("T")
@@ -37,6 +38,11 @@ log = logging.getLogger(__name__)
 def jittered_ms(ttl: float, jitter: float) -> int:
     """A TTL in milliseconds with up to `jitter` (a fraction) taken off at random."""
     return max(1, int(ttl * 1000 * (1 - random.random() * jitter)))
+
+
+def _entry(row: Row | None) -> CacheEntry:
+    """A MySQL row (version, data, updated_us) as a cache entry; no row: a 404."""
+    return CacheEntry(0, None, 0) if row is None else CacheEntry(*row)
 
 
 class SingleFlight:
@@ -143,40 +149,97 @@ class ItemCache:
             if time.monotonic() > give_up:
                 raise DatabaseUnavailable("MySQL did not answer in time")
 
+    def _behind(self, key: str, row: tuple[int, str | None, int] | None) -> bool:
+        """True if a replica's row (None: none) is older than the version of the key persisted last."""
+        with self._bounded():
+            floor = self.redis.zscore(keys.FLOORS, keys.item(key))
+        return floor is not None and (row is None or row[0] < floor)
+
     def _load_uncached(self, key: str) -> CacheEntry:
         """The row from MySQL, not cached (Redis cannot take it now)."""
         CACHE_LOAD.inc()
-        row = self.reads.run(lambda con: items_sql.get(con, key))
-        return CacheEntry(0, None, 0) if row is None else CacheEntry(row[0], row[1], row[2])
+        return _entry(self.reads.run(lambda con: items_sql.get(con, key)))
 
     def _load_locked(self, key: str, lock: str, token: str) -> CacheEntry:
         """Read the row from MySQL and cache it; publish a failure to waiters."""
         CACHE_LOAD.inc()
         try:
             row, from_replica = self.reads.run_where(lambda con: items_sql.get(con, key))
+            if from_replica and self._behind(key, row):  # the replica lags behind what was persisted
+                with self.reads.primary.connection() as con:
+                    row, from_replica = items_sql.get(con, key), False
         except StorageError as err:
             failure = "!pool_timeout" if isinstance(err, PoolTimeout) else "!database_unavailable"
             with self._bounded():
                 self.redis.set(lock, failure, px=1000)
             raise
-        if row is None:
-            version, data, updated_us = 0, None, 0
-            ttl_ms = int(self.settings.negative_cache_ttl * 1000)
-        else:
-            version, data, updated_us = row
-            ttl = self.settings.cache_ttl
-            if from_replica:  # a lagging replica's old row must not stay cached for an hour
-                ttl = min(ttl, self.settings.replica_cache_ttl)
-            ttl_ms = jittered_ms(ttl, self.settings.cache_ttl_jitter)
         try:
             with self._bounded():
-                raw = self._fill(keys=[keys.item(key), lock],
-                                 args=[version, data if data is not None else "", updated_us, ttl_ms, token])
+                raw = self._fill(keys=[keys.item(key), lock], args=self._fill_args(row, from_replica, token))
         except CacheUnavailable as err:
             if not err.full:
                 raise
-            return CacheEntry(version, data, updated_us)  # Redis is full: serve the row, cache nothing
+            return _entry(row)  # Redis is full: serve the row, cache nothing
         return CacheEntry.parse(raw)  # type: ignore[return-value]
+
+    def _fill_args(self, row: Row | None, from_replica: bool, token: str = "") -> list[Any]:
+        """fill.lua's arguments for a row read from MySQL (None: no row, a short negative entry)."""
+        if row is None:
+            return [0, "", 0, int(self.settings.negative_cache_ttl * 1000), token]
+        version, data, updated_us = row
+        ttl = self.settings.cache_ttl
+        if from_replica:  # a lagging replica's old row must not stay cached for an hour
+            ttl = min(ttl, self.settings.replica_cache_ttl)
+        return [version, data if data is not None else "", updated_us, jittered_ms(ttl, self.settings.cache_ttl_jitter),
+                token]
+
+    def peek_many(self, wanted: Sequence[str]) -> list[CacheEntry | None]:
+        """The cached entries of several keys (None: a miss), in one round trip; a replica's if the primary is away."""
+        names = [keys.item(key) for key in wanted]
+        try:
+            with self._bounded():
+                raws: Any = self.redis.mget(names)
+        except CacheUnavailable:
+            if self.replica is None:
+                raise
+            with self._bounded():
+                raws = self.replica.mget(names)
+            if None in raws:  # a miss now would be answered from MySQL and cached nowhere: be unavailable
+                raise
+        return [CacheEntry.parse(raw) for raw in raws]
+
+    def get_many(self, wanted: Sequence[str]) -> list[CacheEntry]:
+        """The entries of several distinct keys, in their order (data None: 404): one MGET, then the misses.
+
+        The misses are read from MySQL in one query and cached through fill.lua,
+        so a pending write is never shadowed; unlike get(), they take no loader
+        lock: a multi-get costs one query, not one per key.
+        """
+        entries = self.peek_many(wanted)
+        misses = [key for key, entry in zip(wanted, entries) if entry is None]
+        CACHE_HIT.inc(len(wanted) - len(misses))
+        if not misses:
+            return entries  # type: ignore[return-value]
+        CACHE_MISS.inc(len(misses))
+        loaded = dict(zip(misses, self._load_many(misses)))
+        return [entry if entry is not None else loaded[key] for key, entry in zip(wanted, entries)]
+
+    def _load_many(self, misses: list[str]) -> list[CacheEntry]:
+        """Read keys from MySQL in one query and cache each; with Redis full, serve the rows uncached."""
+        CACHE_LOAD.inc(len(misses))
+        rows, from_replica = self.reads.run_where(lambda con: items_sql.get_many(con, misses))
+        pipe = self.redis.pipeline(transaction=False)
+        for key in misses:
+            self._fill(keys=[keys.item(key), keys.lock(key)], args=self._fill_args(rows.get(key), from_replica),
+                       client=pipe)
+        try:
+            with self._bounded():
+                raws = pipe.execute()
+        except CacheUnavailable as err:
+            if not err.full:
+                raise
+            return [_entry(rows.get(key)) for key in misses]
+        return [CacheEntry.parse(raw) for raw in raws]  # type: ignore[misc]
 
     def warm(self, rows: Iterable[tuple[str, str, int, int]], chunk: int = 1000) -> int:
         """Cache (key, data, version, updated_us) rows read from MySQL; return how many.

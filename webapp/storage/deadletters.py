@@ -50,24 +50,33 @@ class DeadLetters:
         return found[0] if found else None
 
     def redrive(self, selection: Filter) -> int:
-        """Send every matching dead letter back through the queue, in batches; return how many."""
+        """Send every matching dead letter back through the queue, in batches; return how many.
+
+        Each batch is claimed (locked, skipping rows another redrive holds), queued,
+        then deleted, in one transaction: two redrives at once queue each dead
+        letter once. A crash after queueing and before the commit queues it again
+        on the next redrive, which writes the same version twice: harmless.
+        """
         done, after = 0, None
         while True:
-            batch = self.find(selection, after, BATCH)
-            if not batch:
-                return done
-            args: list[Any] = []
-            for letter in batch:
-                record = letter.as_record()
-                blob = pack([record])
-                size = len(blob) * (2 if isinstance(record, Item) else 1)
-                args += [letter.write_id, letter.kind, letter.version, letter.accepted_us or letter.failed_us,
-                         blob, size]
-            with bounded(QueueUnavailable, self.timebox, self.settings.redis_timeout):
-                self._redrive(keys=[keys.STREAM, keys.DEPTH, keys.BYTES, keys.STATS, keys.REDRIVE_INFLIGHT],
-                              args=args)
-            with self.db.connection() as con:  # after the queue has them: a crash in between redrives twice, harmlessly
+            with self.db.connection() as con:
+                con.begin()
+                batch = sql.page(con, selection, after, BATCH, claim=True)
+                if not batch:
+                    con.rollback()
+                    return done
+                args: list[Any] = []
+                for letter in batch:
+                    record = letter.as_record()
+                    blob = pack([record])
+                    size = len(blob) * (2 if isinstance(record, Item) else 1)
+                    args += [letter.write_id, letter.kind, letter.version, letter.accepted_us or letter.failed_us,
+                             blob, size]
+                with bounded(QueueUnavailable, self.timebox, self.settings.redis_timeout):
+                    self._redrive(keys=[keys.STREAM, keys.DEPTH, keys.BYTES, keys.STATS, keys.REDRIVE_INFLIGHT],
+                                  args=args)
                 sql.delete(con, [letter.id for letter in batch])
+                con.commit()
             done += len(batch)
             after = batch[-1].id
 

@@ -5,6 +5,10 @@ the API answers 503 with Retry-After, the drain keeps its batch queued and
 retries. Refused means the queue said no to a write on purpose; nothing of it
 was queued. webapp/api/responses.py maps each class to the API's error codes.
 """
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # queue.py imports this module
+    from webapp.storage.queue import RateLeft
 
 
 class StorageError(Exception):
@@ -53,12 +57,16 @@ class Refused(StorageError):
     """The queue refused the write on purpose; nothing was queued."""
 
 
-class IdempotencyConflict(Refused):
+class IdempotencyKeyReused(Refused):
     """The Idempotency-Key was used before with a different request."""
 
 
 class RateLimited(Refused):
-    """The API key is past its write rate."""
+    """The API key is past its write rate; `rate`: the key's rate left, when known."""
+
+    def __init__(self, message: str = "", retry_after: float | None = None, rate: "RateLeft | None" = None) -> None:
+        super().__init__(message, retry_after)
+        self.rate = rate
 
 
 class Backpressure(Refused):

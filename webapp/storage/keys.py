@@ -25,6 +25,9 @@ an argument), so this module is the one place that names them:
   redrive:inflight    sorted set: versions of redriven dead letters not yet acknowledged
                       (older than the queue's head: retention must not purge past them)
   retention:lease     the one worker host that runs the retention task now
+  floors              sorted set: item cache key -> its newest persisted version, for REPLICA_MAX_LAG_S
+  floors:at           sorted set: item cache key -> when it was persisted (us, Redis time), to forget floors
+                      (only with MYSQL_REPLICA_URL: a replica's row older than that is not served)
 """
 from dataclasses import dataclass
 
@@ -44,6 +47,8 @@ STATS = PREFIX + "stats"
 TROUBLE = PREFIX + "drain:trouble"
 DRAIN_RATE = PREFIX + "drain:rate"
 REDRIVE_INFLIGHT = PREFIX + "redrive:inflight"
+FLOORS = PREFIX + "floors"
+FLOORS_AT = PREFIX + "floors:at"
 RETENTION_LEASE = PREFIX + "retention:lease"
 ITEM = PREFIX + "item:"
 IDEMPOTENCY = PREFIX + "idem:"

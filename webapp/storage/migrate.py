@@ -1,6 +1,6 @@
 """Versioned schema migrations (yoyo-migrations): the files in migrations/, applied in order, once each.
 
-`make run`, the test bootstrap and `flask --app webapp init-db` apply every
+`make run`, the test bootstrap and `spillway migrate` (or `init-db`) apply every
 migration not yet applied; yoyo records them in `_yoyo_migration` and holds a
 lock row while it works, so two starts at once do not both migrate. The first
 migration is the schema as `schema.sql` made it before migrations existed,

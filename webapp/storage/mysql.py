@@ -24,6 +24,7 @@ from webapp.storage.bounds import Timebox, no_timebox
 from webapp.storage.errors import DatabaseUnavailable, PoolTimeout, Unavailable
 
 POOL_WAIT, POOL_TIMEOUT = POOL.labels("wait"), POOL.labels("timeout")
+LAG_CHECK_S = 5.0  # how often a replica's lag is asked
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,9 @@ class Breaker:
 
     While MySQL is down or hung, every miss would otherwise wait out its full
     timeout, holding a request slot that cached reads need. After `threshold`
-    consecutive connection failures, callers get DatabaseUnavailable at once
+    consecutive failures to get a connection (a query that is slow, or times out,
+    on a connection made is not one: a slow list must not fail the point reads
+    of a healthy server), callers get DatabaseUnavailable at once
     for `cooldown` seconds; then one caller probes, and a success closes it.
     `spillway_db_breaker_open{database}` is 1 from the opening until that success.
     """
@@ -111,8 +114,12 @@ class Database:
     """A bounded pool of MySQL connections for one process."""
 
     def __init__(self, url: str, settings: Settings, size: int, read_timeout: float, env: str = "MYSQL_URL",
-                 timebox: Timebox = no_timebox, name: str = "primary") -> None:
+                 timebox: Timebox = no_timebox, name: str = "primary", statement_limit: float = 0) -> None:
         self.size = size
+        # The server stops a statement its client gave up on (MariaDB reads the executable comment;
+        # other servers ignore it): a timed-out statement no longer runs on, holding its connection.
+        self._session = [f"SET @spillway = 1 /*M!100108 , max_statement_time = {statement_limit:g} */"] \
+            if statement_limit else []
         self.read_timeout = read_timeout
         self.pool_timeout = settings.db_pool_timeout
         self._kwargs = connect_kwargs(url, settings, read_timeout, env)
@@ -132,6 +139,7 @@ class Database:
                 ping=0,  # no ping per checkout: a dead connection fails its
                          # query and DBUtils reconnects and retries once
                 reset=False,  # autocommit connections; rollback only after begin()
+                setsession=self._session,
                 **self._kwargs,
             )
             self._slots = threading.BoundedSemaphore(self.size)
@@ -155,19 +163,23 @@ class Database:
                 POOL_TIMEOUT.inc()
                 raise PoolTimeout("every pooled MySQL connection is busy", retry_after=1)
         con = None
+        connected = False  # only a failure to get a connection opens the breaker: a slow query is the query's
         try:
             with self._timebox(timeout or self.read_timeout):
                 con = pool.connection()
+                connected = True
                 yield con
                 con.close()  # back to the pool
                 con = None
             self.breaker.succeeded()
         except TimeoutError:
-            self.breaker.failed()
+            if not connected:
+                self.breaker.failed()
             raise DatabaseUnavailable("MySQL did not answer in time") from None
         except pymysql.err.Error as err:
             if is_connection_error(err):
-                self.breaker.failed()
+                if not connected:
+                    self.breaker.failed()
                 log.warning("MySQL unavailable: %s", err)
                 raise DatabaseUnavailable(str(err)) from err
             raise
@@ -199,27 +211,60 @@ class Reads:
     DB_QUERY_TIMEOUT): the replica gets half of each, the primary what is left.
     """
 
-    def __init__(self, primary: Database, replica: Database | None) -> None:
+    def __init__(self, primary: Database, replica: Database | None, max_lag_s: float = 30.0) -> None:
         self.primary = primary
         self.replica = replica
+        self.max_lag_s = max_lag_s
+        self._lag_checked = -LAG_CHECK_S
+        self._replica_usable = True
 
-    def run(self, fn: Callable[[Any], T]) -> T:
-        """fn(connection) on the replica if there is one, else (or if it fails) on the primary."""
-        return self.run_where(fn)[0]
+    def replica_usable(self) -> bool:
+        """False while the replica reports more lag than REPLICA_MAX_LAG_S, or that it does not replicate.
 
-    def run_where(self, fn: Callable[[Any], T]) -> tuple[T, bool]:
-        """(fn(connection), True if the replica answered)."""
+        Asked every LAG_CHECK_S (SHOW SLAVE STATUS: the replica's user needs
+        REPLICATION CLIENT, or SLAVE MONITOR on MariaDB). A server that will not
+        say (no rights, not a replica at all) is used; the versions persisted in
+        the last REPLICA_MAX_LAG_S still guard each miss (storage/cache.py).
+        """
         if self.replica is None:
-            with self.primary.connection() as con:
-                return fn(con), False
+            return False
+        if time.monotonic() - self._lag_checked >= LAG_CHECK_S:
+            self._lag_checked = time.monotonic()
+            try:
+                with self.replica.connection(timeout=1, pool_timeout=0.5) as con, con.cursor() as cur:
+                    cur.execute("SHOW SLAVE STATUS")
+                    row = cur.fetchone()
+                    names = [d[0] for d in cur.description or ()]
+            except (Unavailable, pymysql.err.Error):
+                return self._replica_usable
+            lag = dict(zip(names, row, strict=True)).get("Seconds_Behind_Master", 0) if row else 0
+            usable = lag is not None and lag <= self.max_lag_s
+            if usable != self._replica_usable:
+                log.warning("MySQL replica %s (lag %s s)", "back in use" if usable else "not used", lag)
+            self._replica_usable = usable
+        return self._replica_usable
+
+    def run(self, fn: Callable[[Any], T], timeout: float | None = None) -> T:
+        """fn(connection) on the replica if there is one, else (or if it fails) on the primary.
+
+        timeout: the read's own bound, for reads with a budget of their own (lists: DB_LIST_TIMEOUT).
+        """
+        return self.run_where(fn, timeout)[0]
+
+    def run_where(self, fn: Callable[[Any], T], timeout: float | None = None) -> tuple[T, bool]:
+        """(fn(connection), True if the replica answered)."""
         p = self.primary
+        read = timeout or p.read_timeout
+        if self.replica is None or not self.replica_usable():
+            with self.primary.connection(timeout=read) as con:
+                return fn(con), False
         started = time.monotonic()
         try:
-            with self.replica.connection(timeout=p.read_timeout / 2, pool_timeout=p.pool_timeout / 2) as con:
+            with self.replica.connection(timeout=read / 2, pool_timeout=p.pool_timeout / 2) as con:
                 return fn(con), True
         except Unavailable as err:
             log.warning("replica unavailable (%s); reading from the primary", err)
-        left = p.pool_timeout + p.read_timeout - (time.monotonic() - started)
+        left = p.pool_timeout + read - (time.monotonic() - started)
         wait = max(0.05, min(p.pool_timeout, left / 2))
         with p.connection(timeout=max(0.1, left - wait), pool_timeout=wait) as con:
             return fn(con), False

@@ -6,6 +6,7 @@ pending cache entries of items (read-your-writes) and the receipt. The drain's
 side of the Stream is in stream.py.
 """
 import hashlib
+import math
 import secrets
 import time
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from webapp.storage.bounds import Timebox, no_timebox
 from webapp.storage.errors import (
     Backpressure,
     CacheUnavailable,
-    IdempotencyConflict,
+    IdempotencyKeyReused,
     QueueUnavailable,
     RateLimited,
     ReplicationTimeout,
@@ -39,9 +40,10 @@ TROUBLE_WINDOW_MS = 30_000  # a drain retrying a server error reported it within
 RECEIPT_BYTES = 320  # its receipt hash, while the write is queued (counted against the byte bound)
 IDEMPOTENCY_KEY_BYTES = 420  # its Idempotency-Key and the key's entry in the expiry index, for IDEMPOTENCY_CACHE_S
 CLOCK_CHECK_S = 10.0  # how often a web worker measures its clock against Redis's
+CLOCK_SAMPLE_MAX_S = 0.05  # a measurement whose round trip took longer says too little: it is dropped
 # spillway_write_refusals_total{reason}: the first class that matches names the reason.
 REFUSED_FOR: tuple[tuple[type[StorageError], str], ...] = (
-    (Backpressure, "backpressure"), (RateLimited, "rate_limited"), (IdempotencyConflict, "idempotency_conflict"),
+    (Backpressure, "backpressure"), (RateLimited, "rate_limited"), (IdempotencyKeyReused, "idempotency_key_reused"),
     (ReplicationTimeout, "replication_timeout"), (QueueUnavailable, "queue_unavailable"),
 )
 
@@ -67,12 +69,23 @@ def accepted_ms(write_id: str) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLeft:
+    """An API key's write rate (WRITE_RATE_LIMIT: `limit` requests per `window_s`) as one answer leaves it."""
+
+    limit: int
+    window_s: int
+    remaining: int  # requests the key may send now
+    reset_s: float  # seconds until the whole limit is back (refused: until the next request is allowed)
+
+
+@dataclass(frozen=True, slots=True)
 class Receipt:
-    """An accepted write: its id, how many records it queued, and what its acceptance promises."""
+    """An accepted write: its id, how many records it queued, what its acceptance promises, the key's rate left."""
 
     write_id: str
     accepted: int
     durability: str = "aof"
+    rate: RateLeft | None = None  # None: no WRITE_RATE_LIMIT
 
 
 class WriteQueue:
@@ -87,16 +100,16 @@ class WriteQueue:
         self._accept = load_script(client, "accept")
         self._offset_us = 0
         self._offset_checked = -CLOCK_CHECK_S
-        rate = settings.write_rate
+        self._policy = settings.write_rate  # (requests, seconds), or None
         # GCRA: one request per `interval` us, bursts of up to `limit` requests.
-        self._rate = (int(rate[1] * 1_000_000 / rate[0]), rate[0]) if rate else None
+        self._rate = (int(self._policy[1] * 1_000_000 / self._policy[0]), self._policy[0]) if self._policy else None
 
     def append(self, records: Sequence[Record], key_id: str, idempotency_key: str | None = None,
                request_hash: str = "") -> Receipt:
         """Queue one write of records (all of one kind); return its receipt.
 
         For items the script also caches each record as a pending entry (read-
-        your-writes). Raises IdempotencyConflict, RateLimited, Backpressure or
+        your-writes). Raises IdempotencyKeyReused, RateLimited, Backpressure or
         QueueUnavailable; nothing was queued then. Each refusal is counted in
         spillway_write_refusals_total{reason}.
         """
@@ -144,14 +157,20 @@ class WriteQueue:
                                          retry_after=1)
             if result[3] == b"new":
                 ACCEPTED.labels(kind).inc(len(records))
-            return Receipt(result[1].decode(), int(result[2]), self.settings.write_durability)
+            rate = self._rate_left(int(result[4]), int(result[5]) / 1_000_000) if len(result) > 4 else None
+            return Receipt(result[1].decode(), int(result[2]), self.settings.write_durability, rate)
         if status == "conflict":
-            raise IdempotencyConflict()
-        if status == "rate_limited":
-            raise RateLimited(retry_after=max(1.0, int(result[1]) / 1_000_000))
+            raise IdempotencyKeyReused()
+        if status == "rate_limited":  # whole seconds, rounded up: a client back any earlier is refused again
+            wait = max(1, math.ceil(int(result[1]) / 1_000_000))
+            raise RateLimited(retry_after=wait, rate=self._rate_left(0, wait))
         if status == "backpressure":  # Retry-After: the queue's excess over the drains' measured pace
             raise Backpressure(retry_after=int(result[2]))
         raise QueueUnavailable("Redis ran the accept script after the client's deadline")
+
+    def _rate_left(self, remaining: int, reset_s: float) -> RateLeft:
+        assert self._policy is not None  # the script reports a rate only when there is one
+        return RateLeft(self._policy[0], self._policy[1], remaining, reset_s)
 
     def _accept_on_replicas(self, script_keys: list[str], args: list[Any]) -> tuple[Any, int]:
         """Run the accept script, then WAIT for WRITE_MIN_REPLICAS on the same connection: (reply, replicas).
@@ -188,7 +207,13 @@ class WriteQueue:
             before = time.time()
             seconds, micros = self.redis.time()
             after = time.time()
-            self._offset_us = seconds * 1_000_000 + micros - int((before + after) / 2 * 1_000_000)
+            # Redis read its clock somewhere in [before, after] of ours: the offset is at least
+            # redis - after. That lower bound makes a deadline that is never later than the moment
+            # the client gives up; the midpoint, after a round trip stretched by a stalled Redis,
+            # put it up to half the stall later, and a write answered 503 could still be queued.
+            # A slow round trip bounds it too loosely: such a sample is dropped.
+            if after - before <= CLOCK_SAMPLE_MAX_S:
+                self._offset_us = seconds * 1_000_000 + micros - int(after * 1_000_000)
         return self._offset_us
 
     def receipt(self, write_id: str) -> dict[str, str] | None:
@@ -213,10 +238,11 @@ class WriteQueue:
         pipe.zcount(keys.ALIVE, now_ms - ALIVE_WINDOW_MS, "+inf")
         pipe.hgetall(keys.TROUBLE)
         pipe.info("memory")
+        pipe.info("persistence")
         pipe.xlen(keys.UNREADABLE)
         pipe.zcard(keys.EXPIRY)
         with bounded(CacheUnavailable, self._timebox, timeout or self.settings.redis_timeout):
-            depth, size, first, alive, trouble, memory, unreadable, idempotency_keys = pipe.execute()
+            depth, size, first, alive, trouble, memory, persistence, unreadable, idempotency_keys = pipe.execute()
         report = None
         if trouble and now_ms - int(trouble.get(b"at_ms", 0)) < TROUBLE_WINDOW_MS:
             report = {"error": trouble[b"error"].decode(errors="replace"),
@@ -225,7 +251,9 @@ class WriteQueue:
         return {"depth": int(depth or 0), "bytes": int(size or 0),
                 "oldest_age_s": round(head_age_s(first, now_ms), 3), "alive": int(alive), "trouble": report,
                 "unreadable": int(unreadable), "idempotency_keys": int(idempotency_keys),
-                "memory": {"used": used, "max": limit, "full": 0 < limit <= used}}
+                "memory": {"used": used, "max": limit, "full": 0 < limit <= used},
+                # a failed AOF write: Redis refuses writes (MISCONF) until one succeeds again (disk space back)
+                "aof_ok": str(persistence.get("aof_last_write_status", "ok")) == "ok"}
 
     def counters(self) -> dict[str, int]:
         """The drain's counters kept in Redis (records persisted and dead, batches, lag buckets)."""

@@ -75,8 +75,9 @@ class Services:
         """The MySQL primary: DB_POOL_SIZE connections in web, one per drain process."""
         s = self.settings
         if self.role == "web":
-            return Database(s.mysql_url, s, s.db_pool_size, s.db_query_timeout, timebox=self.timebox)
-        return Database(s.mysql_url, s, 1, s.db_write_timeout, timebox=self.timebox)
+            return Database(s.mysql_url, s, s.db_pool_size, s.db_query_timeout, timebox=self.timebox,
+                            statement_limit=max(s.db_query_timeout, s.db_list_timeout))
+        return Database(s.mysql_url, s, 1, s.db_write_timeout, timebox=self.timebox, statement_limit=s.db_write_timeout)
 
     @cached_property
     def replica(self) -> Database | None:
@@ -90,7 +91,7 @@ class Services:
     @cached_property
     def reads(self) -> Reads:
         """Reads of persisted rows: the replica if there is one, else the primary."""
-        return Reads(self.db, self.replica)
+        return Reads(self.db, self.replica, self.settings.replica_max_lag_s)
 
     @cached_property
     def cache(self) -> ItemCache:

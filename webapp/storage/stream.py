@@ -25,7 +25,7 @@ from webapp.storage.redis_client import guarded, load_script
 
 log = logging.getLogger(__name__)
 
-ACK_KEYS = [keys.STREAM, keys.DEPTH, keys.STATS, keys.BYTES, keys.REDRIVE_INFLIGHT]  # lua/ack.lua's KEYS
+ACK_KEYS = [keys.STREAM, keys.DEPTH, keys.STATS, keys.BYTES, keys.REDRIVE_INFLIGHT]  # lua/ack.lua's KEYS (and floors)
 ALIVE_WINDOW_MS = 30_000  # a drain that has not beaten for this long counts as dead
 REDRIVE, SET_ASIDE = 1, 2  # lua/ack.lua's per-entry marker: a redriven dead letter, an unreadable entry
 
@@ -163,7 +163,13 @@ class Stream:
         reads see MySQL again instead of a write that will never be persisted.
         """
         log.error("write queue entry %s is unreadable and was set aside: %s", entry_id, reason)
-        self.redis.xadd(keys.UNREADABLE, {**fields, b"entry": entry_id, b"reason": reason})  # type: ignore[dict-item]
+        try:
+            self.redis.xadd(keys.UNREADABLE, {**fields, b"entry": entry_id, b"reason": reason})  # type: ignore[dict-item]
+        except redis.exceptions.OutOfMemoryError:
+            # Redis is full: keeping it there would wedge this consumer on the same entry for good (the
+            # acknowledgement below may run at maxmemory; this XADD may not). Its content goes to the log.
+            log.error("write queue entry %s could not be kept in %s (Redis is full); it was: %r", entry_id,
+                      keys.UNREADABLE, fields)
         write_id = fields.get(b"w", b"").decode(errors="replace")
         count = int(fields[b"n"]) if fields.get(b"n", b"").isdigit() else 0
         size = int(fields[b"b"]) if fields.get(b"b", b"").isdigit() else 0
@@ -174,8 +180,8 @@ class Stream:
                 if key:
                     drop += [keys.item(key), int(fields[b"v"]) + i, 0]
         receipt = keys.receipt(write_id)
-        self._ack(keys=ACK_KEYS,
-                  args=[keys.GROUP, 1, "unreadable_entries", 1, entry_id, receipt, count, count,
+        self._ack(keys=[*ACK_KEYS, "", ""],
+                  args=[keys.GROUP, 0, 1, "unreadable_entries", 1, entry_id, receipt, count, count,
                         kind, size, SET_ASIDE, fields.get(b"v", b"0"), len(drop) // 3, *drop])
         # The receipt stays in Redis, dead (it never reaches MySQL), until RECEIPT_TTL is up.
         self.redis.zadd(keys.EXPIRY, {receipt: int((time.time() + self.settings.receipt_ttl) * 1000)})
@@ -209,6 +215,12 @@ class Stream:
         return self._parsed((i, f) for i, f in reply[1] if f)
 
     @guarded(QueueUnavailable)
+    def touch(self, consumer: str, entries: list[Entry]) -> None:
+        """Reset the idle time of entries this consumer holds (while it still writes them: not for the taking)."""
+        if entries:
+            self.redis.xclaim(keys.STREAM, keys.GROUP, consumer, 0, [e.id for e in entries], justid=True)
+
+    @guarded(QueueUnavailable)
     def forget_idle_consumers(self, idle_s: float) -> list[str]:
         """Delete consumers that hold nothing and were idle for idle_s (lua/prune.lua); return their names."""
         gone = self._prune(keys=[keys.STREAM], args=[keys.GROUP, int(idle_s * 1000)])
@@ -227,7 +239,10 @@ class Stream:
         """
         s = self.settings
         stats = stats or {}
-        args: list[Any] = [keys.GROUP, len(stats)]
+        # With a MySQL replica, the versions just persisted are kept a while: a miss read from a replica that
+        # has not caught up with them is read again from the primary (storage/cache.py).
+        floors = [keys.FLOORS, keys.FLOORS_AT] if s.mysql_replica_url else ["", ""]
+        args: list[Any] = [keys.GROUP, int(s.replica_max_lag_s * 1_000_000), len(stats)]
         for field, amount in stats.items():
             args += [field, amount]
         for entry in entries:
@@ -246,7 +261,7 @@ class Stream:
                     cache += [keys.item(record.key), version, ttl]
             args += [entry.id, keys.receipt(entry.write_id), entry.count, dead, entry.kind, entry.size,
                      int(entry.redrive), entry.version, len(cache) // 3, *cache]
-        return int(self._ack(keys=ACK_KEYS, args=args))
+        return int(self._ack(keys=[*ACK_KEYS, *floors], args=args))
 
     @guarded(QueueUnavailable)
     def oldest_version(self) -> int | None:

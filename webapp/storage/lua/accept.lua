@@ -24,12 +24,27 @@
 -- ARGV[11] seconds (lua/expire.lua deletes it then, KEYS[8] scores: ms); later
 -- retries are caught in MySQL by its claim, so none makes a second copy.
 --
+-- Returns {'ok', write id, records, 'new'|'replay'} and, with a rate limit,
+-- the API key's rate as this answer leaves it: requests it may send now, and us
+-- until its whole burst is back (the RateLimit header); or a refusal:
+-- {'conflict'}, {'expired'}, {'rate_limited', us until the next request is
+-- allowed}, {'backpressure', depth, Retry-After s}.
+--
 -- Numbers are formatted with %.0f: Lua numbers are doubles, and tostring()
 -- would print a microsecond version as 1.7954e+15.
 local function fmt(x) return string.format('%.0f', x) end
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+
+-- An accepted (or replayed) write's answer; `tat` is the key's GCRA state after
+-- it (nil: as stored, for a replay, which takes nothing of the rate).
+local function ok(write_id, count, how, tat)
+  if KEYS[6] == '' then return {'ok', write_id, count, how} end
+  local interval, burst = tonumber(ARGV[8]), tonumber(ARGV[9])
+  tat = math.max(tat or tonumber(redis.call('GET', KEYS[6]) or '0'), now)
+  return {'ok', write_id, count, how, fmt(math.floor((burst * interval - (tat - now)) / interval)), fmt(tat - now)}
+end
 
 -- The same request again (a client retry, or the coalescer resending after a
 -- broken connection): the same receipt, even if late.
@@ -38,7 +53,7 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local seen = redis.call('HGET', KEYS[4], 'accepted')
 if seen then
   redis.call('HSET', KEYS[4], 'accepted', seen)
-  return {'ok', ARGV[1], seen, 'replay'}
+  return ok(ARGV[1], seen, 'replay')
 end
 
 if KEYS[5] ~= '' then
@@ -47,7 +62,7 @@ if KEYS[5] ~= '' then
     local hash, write_id, count = string.match(previous, '^(%x+):([%w_]+):(%d+)$')
     if hash ~= ARGV[7] then return {'conflict'} end
     redis.call('SET', KEYS[5], previous)
-    return {'ok', write_id, count, 'replay'}
+    return ok(write_id, count, 'replay')
   end
 end
 
@@ -140,4 +155,4 @@ end
 if new_tat then
   redis.call('SET', KEYS[6], fmt(new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1)
 end
-return {'ok', ARGV[1], ARGV[3], 'new'}
+return ok(ARGV[1], ARGV[3], 'new', new_tat)

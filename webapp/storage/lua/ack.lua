@@ -8,8 +8,11 @@
 -- what fills it, could never drain (acknowledging frees the entry's memory).
 --
 -- KEYS[1] stream  KEYS[2] depth counter (records)  KEYS[3] stats hash  KEYS[4] queued bytes counter
--- KEYS[5] redriven versions in flight
--- ARGV[1] group  ARGV[2] number of stat increments s, then s pairs (field,
+-- KEYS[5] redriven versions in flight  KEYS[6] recent versions of persisted items ('' when there is no MySQL
+-- replica): item cache key -> its newest persisted version, kept ARGV[2] us after it was persisted (KEYS[7]:
+-- item cache key -> when), so that a miss read from a lagging replica is never served older than what
+-- MySQL's primary holds (webapp/storage/cache.py)
+-- ARGV[1] group  ARGV[2] how long the recent versions are kept (us)  ARGV[3] number of stat increments s, then s pairs (field,
 -- amount) counted once per batch, then entries, each:
 --   entry id, receipt key, records, dead records, kind, bytes, redrive (1 for a
 --   redriven dead letter, 2 for an unreadable entry set aside), its first version, m, then m triples (cache key, version, TTL in ms; 0
@@ -22,8 +25,9 @@ local function fmt(x) return string.format('%.0f', x) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
-local i = 3
-for _ = 1, tonumber(ARGV[2]) do
+local floors, window = KEYS[6], tonumber(ARGV[2])
+local i = 4
+for _ = 1, tonumber(ARGV[3]) do
   redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
@@ -70,7 +74,18 @@ while i <= #ARGV do
         redis.call('PEXPIRE', key, ttl)  -- persisted: now an ordinary cached entry
       end
     end
+    if mine and floors ~= '' and tonumber(ttl) > 0 then
+      redis.call('ZADD', floors, 'GT', version, key)
+      redis.call('ZADD', KEYS[7], now, key)
+    end
     i = i + 3
+  end
+end
+if floors ~= '' then  -- forget what was persisted longer ago than the window (a bounded number per batch)
+  local old = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', fmt(now - window), 'LIMIT', 0, 1000)
+  if #old > 0 then
+    redis.call('ZREM', floors, unpack(old))
+    redis.call('ZREM', KEYS[7], unpack(old))
   end
 end
 return acked

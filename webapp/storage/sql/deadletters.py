@@ -101,14 +101,19 @@ def _dead_letter(r: tuple[Any, ...]) -> DeadLetter:
                       from_datetime(r[7]) if r[7] else None)
 
 
-def page(con: Any, selection: Filter, after_id: int | None, limit: int) -> list[DeadLetter]:
-    """Dead letters matching `selection`, oldest first, with ids after `after_id`."""
+def page(con: Any, selection: Filter, after_id: int | None, limit: int, claim: bool = False) -> list[DeadLetter]:
+    """Dead letters matching `selection`, oldest first, with ids after `after_id`.
+
+    claim: lock them for this transaction, skipping those another transaction holds
+    (a redrive running at the same time): each dead letter is redriven once.
+    """
     where, args = selection.where()
     if after_id is not None:
         where = f"{where} AND id > %s" if where else "WHERE id > %s"
         args.append(after_id)
+    lock = " FOR UPDATE SKIP LOCKED" if claim else ""
     with con.cursor() as cur:
-        cur.execute(f"SELECT {COLUMNS} FROM dead_letters {where} ORDER BY id LIMIT %s", (*args, limit))
+        cur.execute(f"SELECT {COLUMNS} FROM dead_letters {where} ORDER BY id LIMIT %s{lock}", (*args, limit))
         return [_dead_letter(r) for r in cur.fetchall()]
 
 

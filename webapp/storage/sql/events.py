@@ -4,6 +4,7 @@ from typing import Any
 
 from webapp.clock import from_datetime, to_datetime
 from webapp.storage.records import Event, Queued
+from webapp.storage.sql import statement_limit
 
 # `seq` is the version given at acceptance: a redelivered record hits the
 # primary key, a repeated event_id hits its unique key, and either way the row
@@ -47,8 +48,11 @@ EventRow = tuple[int, str | None, str, str, int, int, str | None]
 
 
 def page(con: Any, name: str | None, level: str | None, since_us: int | None, until_us: int | None,
-         before: tuple[int, int] | None, limit: int) -> list[EventRow]:
-    """Events newest first (occurred_at, then arrival), filtered; `before` is (occurred_us, seq)."""
+         before: tuple[int, int] | None, limit: int, seconds: float = 0) -> list[EventRow]:
+    """Events newest first (occurred_at, then arrival), filtered; `before` is (occurred_us, seq).
+
+    seconds: the statement's time limit in MySQL itself (sql.statement_limit).
+    """
     where: list[str] = []
     args: list[Any] = []
     if name is not None:
@@ -67,7 +71,8 @@ def page(con: Any, name: str | None, level: str | None, since_us: int | None, un
         t = to_datetime(before[0])
         where.append("(occurred_at < %s OR (occurred_at = %s AND seq < %s))")
         args += [t, t, before[1]]
-    sql = (f"SELECT {COLUMNS} FROM events {'WHERE ' + ' AND '.join(where) if where else ''} "
+    sql = (f"{statement_limit(seconds)}SELECT {COLUMNS} FROM events "
+           f"{'WHERE ' + ' AND '.join(where) if where else ''} "
            "ORDER BY occurred_at DESC, seq DESC LIMIT %s")
     with con.cursor() as cur:
         cur.execute(sql, (*args, limit))

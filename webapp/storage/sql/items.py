@@ -4,9 +4,12 @@ from typing import Any
 
 from webapp.clock import from_datetime, to_datetime
 from webapp.storage.records import Item, Queued
+from webapp.storage.sql import statement_limit
+
+Row = tuple[int, str | None, int]  # (version, data or None if deleted, updated_us)
 
 
-def get(con: Any, key: str) -> tuple[int, str | None, int] | None:
+def get(con: Any, key: str) -> Row | None:
     """(version, data or None if deleted, updated_us) for key, or None if no row."""
     with con.cursor() as cur:
         cur.execute("SELECT data, version, deleted, updated_at FROM items WHERE k = %s", (key,))
@@ -15,6 +18,16 @@ def get(con: Any, key: str) -> tuple[int, str | None, int] | None:
         return None
     data, version, deleted, updated_at = row
     return int(version), (None if deleted else data), from_datetime(updated_at)
+
+
+def get_many(con: Any, keys: Sequence[str]) -> dict[str, Row]:
+    """{key: (version, data or None if deleted, updated_us)} for those of `keys` that have a row."""
+    marks = ",".join(["%s"] * len(keys))
+    with con.cursor() as cur:
+        cur.execute(f"SELECT k, data, version, deleted, updated_at FROM items WHERE k IN ({marks})", tuple(keys))
+        rows = cur.fetchall()
+    return {k: (int(version), None if deleted else data, from_datetime(updated_at))
+            for k, data, version, deleted, updated_at in rows}
 
 
 def prefix_end(prefix: str) -> str | None:
@@ -37,8 +50,11 @@ def prefix_end(prefix: str) -> str | None:
 ItemRow = tuple[str, str, int, int]
 
 
-def page(con: Any, prefix: str, after: str | None, limit: int) -> list[ItemRow]:
-    """Persisted items with `prefix`, keys after `after`, in key order: (key, data, version, updated_us)."""
+def page(con: Any, prefix: str, after: str | None, limit: int, seconds: float = 0) -> list[ItemRow]:
+    """Persisted items with `prefix`, keys after `after`, in key order: (key, data, version, updated_us).
+
+    seconds: the statement's time limit in MySQL itself (see statement_limit).
+    """
     where: list[str] = ["deleted = 0"]
     args: list[Any] = []
     if prefix:
@@ -51,8 +67,8 @@ def page(con: Any, prefix: str, after: str | None, limit: int) -> list[ItemRow]:
     if after is not None:
         where.append("k > %s")
         args.append(after)
-    sql = (f"SELECT k, data, version, updated_at FROM items WHERE {' AND '.join(where)} "
-           "ORDER BY k LIMIT %s")
+    sql = (f"{statement_limit(seconds)}SELECT k, data, version, updated_at FROM items "
+           f"WHERE {' AND '.join(where)} ORDER BY k LIMIT %s")
     with con.cursor() as cur:
         cur.execute(sql, (*args, limit))
         return [(k, data, int(v), from_datetime(t)) for k, data, v, t in cur.fetchall()]
