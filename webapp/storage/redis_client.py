@@ -57,7 +57,9 @@ def _pool_kwargs(settings: Settings, pool_size: int | None) -> dict[str, Any]:
         socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
         socket_keepalive=True,
-        health_check_interval=30,
+        # No health-check PING: a Redis that cannot write its AOF refuses PING too (MISCONF),
+        # and a connection whose check fails fails every command, reads included. A dead
+        # connection is found by keepalive, and the one retry below reconnects.
         retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         max_connections=pool_size or settings.redis_pool_size,
     )
