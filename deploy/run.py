@@ -411,6 +411,27 @@ class Programs:
         transport = SupervisorTransport("spillway", password, f"unix://{var_dir}/run/supervisor.sock")
         self.rpc = ServerProxy("http://127.0.0.1", transport=transport)
 
+    def start(self, names, timeout=60):
+        """Start programs (without waiting for them) once supervisord answers; False if it never does.
+
+        supervisord takes a moment to open its socket: a role with no servers to
+        wait for (ROLE=worker) used to ask before it could answer, and its program
+        was never started.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.rpc.supervisor.getState()["statename"] == "RUNNING":
+                    break
+            except Exception:  # not listening yet (socket missing, refused)
+                pass
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        for name in names:
+            self.rpc.supervisor.startProcess(name, False)
+        return True
+
     def refusal(self, names=("worker", "web", "flower")):
         """(program, its refusal line) for a program that refused to start or gave up; else None.
 
@@ -469,9 +490,9 @@ def _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role="
     except (ServerError, OSError) as err:
         say(f"spillway: could not create the database: {err}")
         return 3
-    if ROLES[role]:
-        subprocess.run([str(BIN / "supervisorctl"), "-c", str(ctl_conf), "start", *ROLES[role]],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if ROLES[role] and not Programs(ctl_conf.parent.parent, _ctl_password(ctl_conf)).start(ROLES[role]):
+        say(f"spillway: supervisord did not answer; see {settings.var_dir}/log/supervisord.log")
+        return 3
     ready_url = f"http://127.0.0.1:{settings.port}/readyz"
     if role != "all":
         return _serve_role(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role)
