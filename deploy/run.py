@@ -404,12 +404,16 @@ class Programs:
     """What supervisord says about its programs, over its XML-RPC socket (as supervisorctl asks)."""
 
     def __init__(self, var_dir, password):
+        self.var_dir, self.password = var_dir, password
+        self.rpc = self._proxy()
+
+    def _proxy(self):
         from xmlrpc.client import ServerProxy
 
         from supervisor.xmlrpc import SupervisorTransport
 
-        transport = SupervisorTransport("spillway", password, f"unix://{var_dir}/run/supervisor.sock")
-        self.rpc = ServerProxy("http://127.0.0.1", transport=transport)
+        transport = SupervisorTransport("spillway", self.password, f"unix://{self.var_dir}/run/supervisor.sock")
+        return ServerProxy("http://127.0.0.1", transport=transport)
 
     def start(self, names, timeout=60):
         """Start programs (without waiting for them) once supervisord answers; False if it never does.
@@ -423,8 +427,8 @@ class Programs:
             try:
                 if self.rpc.supervisor.getState()["statename"] == "RUNNING":
                     break
-            except Exception:  # not listening yet (socket missing, refused)
-                pass
+            except Exception:  # not listening yet (socket missing, refused): the transport keeps
+                self.rpc = self._proxy()  # its failed connection, so the next try needs a new one
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.2)
