@@ -16,7 +16,6 @@ from tests.e2e.helpers import VAR
 RESULTS = VAR / "cluster-results.json"
 
 
-
 @pytest.fixture(scope="session")
 def can_make_hosts():
     why = "not root" if os.geteuid() != 0 else available()
@@ -24,13 +23,23 @@ def can_make_hosts():
         pytest.fail(f"the multi-host tests cannot run here: {why}")
 
 
+_running: list[Cluster] = []  # the cluster up now: the clusters share the hosts' names and addresses
+
+
 def _cluster(mode):
+    # pytest ends a module-scoped fixture only when the module's tests are all done, so without this the
+    # second mode's cluster would come up while the first one is still up (and its hosts are taken over)
+    while _running:
+        _running.pop().stop()
     cluster = Cluster(VAR / f"cluster-{mode}", mode)
+    _running.append(cluster)
     try:
         cluster.start()
         yield cluster
     finally:
-        cluster.stop()
+        if cluster in _running:
+            _running.remove(cluster)
+            cluster.stop()
 
 
 @pytest.fixture(scope="module")

@@ -108,31 +108,6 @@ def test_replica_mode_loses_and_doubles_nothing(replica_cluster, results, fault)
     assert (found["lost"], found["doubled"], found["went_back"], found["receipts_missing"]) == (0, 0, 0, 0), found
 
 
-# --- aof mode: nothing lost but what async replication cannot save -----------------------------------
-
-@pytest.mark.parametrize("fault", [primary_killed_and_restarted, planned_failover], ids=lambda f: f.__name__)
-def test_aof_mode_loses_nothing_to_a_killed_redis_or_a_planned_failover(aof_cluster, results, fault):
-    found = play(aof_cluster, results, fault.__name__, fault)
-    assert found["writes"] > 40, found
-    assert (found["lost"], found["doubled"], found["went_back"], found["receipts_missing"]) == (0, 0, 0, 0), found
-
-
-@pytest.mark.parametrize("fault", [primary_host_lost, split_brain], ids=lambda f: f.__name__)
-def test_aof_mode_loss_on_a_lost_or_cut_off_primary_is_bounded(aof_cluster, results, fault):
-    # Replication is asynchronous in aof mode: what the old primary took and its replica had not yet
-    # received is gone when the replica takes over. A cut-off primary takes writes for at most
-    # min-replicas-max-lag (5 s) after its replica last answered; a dead one, its last moments'.
-    found = play(aof_cluster, results, fault.__name__, fault)
-    assert found["writes"] > 40, found
-    assert found["doubled"] == 0, found  # a lost write can leave a hot key at the write before it: not checked
-    assert found["lost"] <= found["records"] // 4, found  # bounded; the figure is stated in docs/guarantees.md
-    # The bound: once the Sentinels begin a failover (+try-failover), no web writes to the old primary (writes
-    # wait for +switch-master, then go to the new one). Only what it took before that can be lost. Before the
-    # fix, web1 went on writing to the cut-off primary until min-replicas-max-lag refused it, 3 s later.
-    late = found["lost_202_after_failover_began_s"]
-    assert late is None or late < 1.0, found
-
-
 # --- replica mode: a retry after replication_timeout, across a failover -----------------------------
 
 
@@ -186,3 +161,28 @@ def test_replica_mode_a_retry_after_a_replication_timeout_across_a_failover_is_s
     results.setdefault("replica", {})["retry_after_replication_timeout"] = {"stored": count}
     assert count == 1  # before: 2 (the retry's write stored again)
     assert status.status_code == 200 and status.json()["status"] == "persisted", status.text
+
+
+# --- aof mode: nothing lost but what async replication cannot save -----------------------------------
+
+@pytest.mark.parametrize("fault", [primary_killed_and_restarted, planned_failover], ids=lambda f: f.__name__)
+def test_aof_mode_loses_nothing_to_a_killed_redis_or_a_planned_failover(aof_cluster, results, fault):
+    found = play(aof_cluster, results, fault.__name__, fault)
+    assert found["writes"] > 40, found
+    assert (found["lost"], found["doubled"], found["went_back"], found["receipts_missing"]) == (0, 0, 0, 0), found
+
+
+@pytest.mark.parametrize("fault", [primary_host_lost, split_brain], ids=lambda f: f.__name__)
+def test_aof_mode_loss_on_a_lost_or_cut_off_primary_is_bounded(aof_cluster, results, fault):
+    # Replication is asynchronous in aof mode: what the old primary took and its replica had not yet
+    # received is gone when the replica takes over. A cut-off primary takes writes for at most
+    # min-replicas-max-lag (5 s) after its replica last answered; a dead one, its last moments'.
+    found = play(aof_cluster, results, fault.__name__, fault)
+    assert found["writes"] > 40, found
+    assert found["doubled"] == 0, found  # a lost write can leave a hot key at the write before it: not checked
+    assert found["lost"] <= found["records"] // 4, found  # bounded; the figure is stated in docs/guarantees.md
+    # The bound: once the Sentinels begin a failover (+try-failover), no web writes to the old primary (writes
+    # wait for +switch-master, then go to the new one). Only what it took before that can be lost. Before the
+    # fix, web1 went on writing to the cut-off primary until min-replicas-max-lag refused it, 3 s later.
+    late = found["lost_202_after_failover_began_s"]
+    assert late is None or late < 1.0, found
