@@ -255,7 +255,7 @@ class Drainer:
 
 # Past the soft limit a task raises inside; past the hard one its process is replaced. Either
 # way its entries stay unacknowledged and are reclaimed after WRITE_CLAIM_IDLE.
-_LIMIT = int(services.settings.drain_task_seconds + services.settings.db_write_timeout + HANDOVER_PATIENCE + 30)
+_LIMIT = int(services.settings.drain_idle_task_seconds + services.settings.db_write_timeout + HANDOVER_PATIENCE + 30)
 
 
 @app.task(name="spillway.drain", acks_late=True, reject_on_worker_lost=True, soft_time_limit=_LIMIT,
@@ -272,6 +272,10 @@ def drain(slot: int, token: str) -> dict[str, Any]:
         total = _merged(total, result)
         if result["status"] == "slot lost":
             return total
+        settings = services.settings
+        if pacing.stay_idle(result, time.monotonic() - started, settings.drain_task_seconds,
+                            settings.drain_idle_task_seconds):
+            continue  # nothing to write: stay, rather than add one more 0-row task to Flower's list
         try:  # hand on (a stopping worker's successor waits in the queue for another worker)
             leases.renew(slot, token, QUEUED_LEASE)
             drain.apply_async((slot, token), expires=QUEUED_LEASE)

@@ -4,7 +4,7 @@ tasks/drain.py runs them; tests/unit/test_drain_rules.py checks each one alone,
 without Redis or MySQL.
 """
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from webapp.storage.stream import Backlog
 
@@ -93,3 +93,16 @@ def should_pause(before: Backlog, now: Backlog, seconds: float, drain_pace: floa
 def next_backoff(pause: float) -> float:
     """The wait before the next try of a batch MySQL did not take: doubled, at most MAX_BACKOFF_S."""
     return min(pause * 2, MAX_BACKOFF_S)
+
+
+def stay_idle(result: dict[str, Any], ran_s: float, task_s: float, idle_task_s: float) -> bool:
+    """True if a drain round that wrote nothing should be followed by another in the same task.
+
+    An idle stack used to add a task per slot every DRAIN_TASK_SECONDS (two every
+    5 s, ~35,000 a day), and Flower keeps 10,000: the drains that wrote anything
+    scrolled away within hours. Idle, a task stays up to DRAIN_IDLE_TASK_SECONDS;
+    a round that wrote, set something aside, waited on a server or was told to
+    stop ends it as before.
+    """
+    return bool(result["status"] == "ok" and result["rows"] == 0 and result["dead"] == 0
+                and ran_s + task_s <= idle_task_s)

@@ -76,3 +76,21 @@ def test_backoff_doubles_up_to_its_cap():
     for _ in range(8):
         waits.append(pacing.next_backoff(waits[-1]))
     assert waits[:4] == [0.2, 0.4, 0.8, 1.6] and max(waits) == pacing.MAX_BACKOFF_S
+
+
+def _round(**changes):
+    return {"slot": 0, "rows": 0, "dead": 0, "status": "ok", **changes}
+
+
+def test_an_idle_round_stays_in_its_task_until_the_idle_time_is_up():
+    assert pacing.stay_idle(_round(), ran_s=5, task_s=5, idle_task_s=60)
+    assert pacing.stay_idle(_round(), ran_s=55, task_s=5, idle_task_s=60)
+    assert not pacing.stay_idle(_round(), ran_s=56, task_s=5, idle_task_s=60)  # the next round would run past it
+    assert not pacing.stay_idle(_round(), ran_s=5, task_s=5, idle_task_s=5)  # DRAIN_IDLE_TASK_SECONDS off
+
+
+def test_a_round_that_did_something_or_was_stopped_hands_over():
+    assert not pacing.stay_idle(_round(rows=1), ran_s=5, task_s=5, idle_task_s=60)
+    assert not pacing.stay_idle(_round(dead=1), ran_s=5, task_s=5, idle_task_s=60)
+    for status in ("worker shutting down", "slot lost", "redis unavailable", "mysql unavailable"):
+        assert not pacing.stay_idle(_round(status=status), ran_s=5, task_s=5, idle_task_s=60)

@@ -151,14 +151,23 @@ class ItemCache:
 
     def _behind(self, key: str, row: tuple[int, str | None, int] | None) -> bool:
         """True if a replica's row (None: none) is older than the version of the key persisted last."""
+        return bool(self._stale({key: row} if row is not None else {}, [key]))
+
+    def _stale(self, rows: dict[str, tuple[int, str | None, int]], wanted: list[str]) -> list[str]:
+        """Those of `wanted` whose replica row (in rows, or none) is older than the version persisted last."""
         with self._bounded():
-            floor = self.redis.zscore(keys.FLOORS, keys.item(key))
-        return floor is not None and (row is None or row[0] < floor)
+            floors = self.redis.zmscore(keys.FLOORS, [keys.item(key) for key in wanted])
+        return [key for key, floor in zip(wanted, floors)
+                if floor is not None and (key not in rows or rows[key][0] < floor)]
 
     def _load_uncached(self, key: str) -> CacheEntry:
         """The row from MySQL, not cached (Redis cannot take it now)."""
         CACHE_LOAD.inc()
-        return _entry(self.reads.run(lambda con: items_sql.get(con, key)))
+        row, from_replica = self.reads.run_where(lambda con: items_sql.get(con, key))
+        if from_replica and self._behind(key, row):  # the replica lags behind what was persisted
+            with self.reads.primary.connection() as con:
+                row = items_sql.get(con, key)
+        return _entry(row)
 
     def _load_locked(self, key: str, lock: str, token: str) -> CacheEntry:
         """Read the row from MySQL and cache it; publish a failure to waiters."""
@@ -228,10 +237,20 @@ class ItemCache:
         """Read keys from MySQL in one query and cache each; with Redis full, serve the rows uncached."""
         CACHE_LOAD.inc(len(misses))
         rows, from_replica = self.reads.run_where(lambda con: items_sql.get_many(con, misses))
+        primary: set[str] = set() if from_replica else set(misses)
+        stale = self._stale(rows, misses) if from_replica else []
+        if stale:  # the replica lags behind what was persisted: those keys from the primary, as one key's miss does
+            with self.reads.primary.connection() as con:
+                fresh = items_sql.get_many(con, stale)
+            for key in stale:
+                rows.pop(key, None)
+                if key in fresh:
+                    rows[key] = fresh[key]
+            primary.update(stale)
         pipe = self.redis.pipeline(transaction=False)
         for key in misses:
-            self._fill(keys=[keys.item(key), keys.lock(key)], args=self._fill_args(rows.get(key), from_replica),
-                       client=pipe)
+            self._fill(keys=[keys.item(key), keys.lock(key)],
+                       args=self._fill_args(rows.get(key), key not in primary), client=pipe)
         try:
             with self._bounded():
                 raws = pipe.execute()
