@@ -28,6 +28,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from xmlrpc.client import Fault
 
 from deploy.bootstrap import Stack, ensure_env_file, flower_environment
 from deploy.servers import ServerError, alive, port_open, write_private
@@ -416,7 +417,7 @@ class Programs:
         return ServerProxy("http://127.0.0.1", transport=transport)
 
     def start(self, names, timeout=60):
-        """Start programs (without waiting for them) once supervisord answers; False if it never does.
+        """Start programs once supervisord answers; False if it never does.
 
         supervisord takes a moment to open its socket: a role with no servers to
         wait for (ROLE=worker) used to ask before it could answer, and its program
@@ -432,8 +433,11 @@ class Programs:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.2)
-        for name in names:
-            self.rpc.supervisor.startProcess(name, False)
+        for name in names:  # each RUNNING (past its startsecs) before the next, as `supervisorctl start` does
+            try:
+                self.rpc.supervisor.startProcess(name, True)
+            except Fault:  # it did not start (a refusal, say): refusal() tells which and why
+                pass
         return True
 
     def refusal(self, names=("worker", "web", "flower")):
