@@ -191,4 +191,5 @@ def test_fsync_mode_refuses_a_redis_that_does_not_fsync_every_write(start_web, s
     r = requests.post(web.url + "/api/v1/items", json={"items": [{"key": "k", "data": {}}]},
                       headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10)
     assert r.status_code == 202 and r.json()["durability"] == "fsync"
-    assert get(web.url + "/readyz").json()["checks"]["queue"]["durability"] == "fsync"
+    ready = get(web.url + "/readyz", headers={"Authorization": f"Bearer {API_KEY}"}).json()  # checks: with a key
+    assert ready["checks"]["queue"]["durability"] == "fsync"

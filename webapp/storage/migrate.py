@@ -10,20 +10,39 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
+import pymysql.cursors
 from yoyo import read_migrations
 from yoyo.backends.core.mysql import MySQLBackend
 from yoyo.connections import parse_uri
 
 from webapp.config import Settings, masked
+from webapp.storage.dialect import EXISTS, Server
 from webapp.storage.mysql import connect_kwargs
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 LOCK_TIMEOUT_S = 60
 
 
+class ServerCursor(pymysql.cursors.Cursor):
+    """A cursor that sends the migrations' statements as the server takes them (webapp/storage/dialect.py)."""
+
+    def execute(self, query: str, args: Any = None) -> int:
+        server = Server.from_version(self.connection.get_server_info())  # type: ignore[no-untyped-call]
+        query, guard = server.translate(query)
+        if guard is not None:
+            kind, table, name = guard
+            with self.connection.cursor(pymysql.cursors.Cursor) as cur:  # yoyo prints this cursor's rows
+                cur.execute(EXISTS[kind], (table, name))
+                found = cur.fetchone()
+                if found and found[0]:
+                    return 0  # already there: what IF NOT EXISTS does on MariaDB
+        return int(super().execute(query, args))
+
+
 def _backend(settings: Settings) -> MySQLBackend:
     """yoyo's MySQL backend, connected the way Spillway connects (TLS setting, timeouts)."""
-    kwargs = {**connect_kwargs(settings.mysql_url, settings, 600), "autocommit": False}
+    kwargs = {**connect_kwargs(settings.mysql_url, settings, 600), "autocommit": False,
+              "cursorclass": ServerCursor}
 
     class Backend(MySQLBackend):  # type: ignore[misc]  # yoyo is untyped
         def connect(self, dburi: Any) -> Any:

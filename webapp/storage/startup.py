@@ -14,6 +14,7 @@ import pymysql
 import redis
 
 from webapp.config import ConfigError, Settings
+from webapp.storage.dialect import Server
 from webapp.storage.mysql import connect_kwargs
 from webapp.storage.queue import IDEMPOTENCY_KEY_BYTES
 from webapp.storage.redis_client import connect
@@ -84,6 +85,16 @@ def redis_problems(settings: Settings, client: redis.Redis, memory: dict[str, An
     return problems
 
 
+REDIS_MIN = (7, 0)  # Lua scripts with flags (#!lua flags=allow-oom), XAUTOCLAIM, ZMSCORE
+REDIS_MIN_TEXT = "7.0"
+
+
+def redis_too_old(version: str) -> bool:
+    """True if a redis_version (INFO server) is older than REDIS_MIN."""
+    numbers = tuple(int(n) for n in version.split(".")[:2] if n.isdigit())
+    return numbers < REDIS_MIN
+
+
 def check_redis(settings: Settings) -> None:
     """Refuse a Redis that could lose or evict queued writes; warn if it cannot be reached."""
     if not (settings.redis_url or settings.redis_sentinels):
@@ -92,6 +103,7 @@ def check_redis(settings: Settings) -> None:
     where = (f"Sentinel service {target.service}" if target.is_sentinel else _where(target.url))
     client = connect(settings, blocking=False, pool_size=2)
     try:
+        version = str(client.info("server").get("redis_version", "0"))
         memory = client.info("memory")
         problems = redis_problems(settings, client, memory)
         limit = int(memory.get("maxmemory", 0))
@@ -100,6 +112,10 @@ def check_redis(settings: Settings) -> None:
         return
     finally:
         client.close()
+    if redis_too_old(version):
+        raise UnsafeServer(f"refusing Redis at {where}: Redis {version} is older than {REDIS_MIN_TEXT}, the oldest "
+                           "supported (its scripts declare flags such as allow-oom; see docs/operations.md, "
+                           "supported versions)")
     check_memory_budget(settings, limit, where)
     if not problems:
         return
@@ -166,9 +182,10 @@ def check_broker(settings: Settings) -> None:
 
 
 def check_mysql(settings: Settings) -> None:
-    """Warn when MySQL may lose committed batches; refuse a connection budget it cannot hold (BudgetError).
+    """Warn when MySQL may lose committed batches; refuse a version too old (UnsafeServer) or a connection budget
+    it cannot hold (BudgetError).
 
-    One connection reads both settings. An unreachable MySQL is logged, not fatal:
+    One connection reads the settings and the version. An unreachable MySQL is logged, not fatal:
     the service still serves cached reads and queues writes.
     """
     if not settings.mysql_url:
@@ -180,10 +197,14 @@ def check_mysql(settings: Settings) -> None:
         return
     try:
         with con.cursor() as cur:
-            cur.execute("SELECT @@innodb_flush_log_at_trx_commit, @@max_connections")
-            flush_at_commit, max_connections = (int(v) for v in cur.fetchone())
+            cur.execute("SELECT @@innodb_flush_log_at_trx_commit, @@max_connections, VERSION()")
+            flush_at_commit, max_connections, version = cur.fetchone()
+            flush_at_commit, max_connections = int(flush_at_commit), int(max_connections)
     finally:
         con.close()
+    unsupported = Server.from_version(version).problem()
+    if unsupported:
+        raise UnsafeServer(f"refusing MySQL at {_where(settings.mysql_url)}: {unsupported}")
     if flush_at_commit != 1:
         # the drain acknowledges after COMMIT, so a commit MySQL loses is a write lost
         log.warning("MySQL has innodb_flush_log_at_trx_commit=%d: a crash of its host can lose up to a "
