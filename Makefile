@@ -8,12 +8,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 N ?= 410000
 
-.PHONY: help run run-ha test check status seed warm bench soak sysdeps venv lock clean
+.PHONY: help run run-ha test test-cluster check status seed warm bench soak sysdeps venv lock clean
 
 help:
 	@echo "make run         start MariaDB, Redis, web, worker and Flower (Ctrl-C stops all)"
+	@echo "                 ROLE=web|worker|flower|data: one role of a stack spread over hosts (docs/scaling.md)"
 	@echo "make run-ha      the same, plus a Redis replica and three Sentinels (failover), under var/ha"
 	@echo "make test        checks (ruff, mypy, import contracts), then the tests against private servers"
+	@echo "make test-cluster the multi-host tests alone (root: network namespaces), a cluster per durability mode"
 	@echo "make check       only the checks: ruff, mypy, lint-imports (seconds, no servers)"
 	@echo "make status      the queue, the drain, dead letters and the processes at a glance"
 	@echo "make seed N=...  load N demo items into the stack's MySQL (default $(N))"
@@ -24,7 +26,7 @@ help:
 	@echo "make clean       remove var/ (private servers' data, logs) and the virtualenv"
 
 run: sysdeps venv
-	$(PY) -m deploy.run
+	$(PY) -m deploy.run $(if $(ROLE),--role $(ROLE))
 
 run-ha: sysdeps venv
 	$(PY) -m deploy.run --ha
@@ -35,6 +37,10 @@ test: sysdeps venv check
 	promtool check config deploy/prometheus.yml
 	promtool test rules deploy/prometheus-alerts.test.yml
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-cluster: SYSDEPS = test
+test-cluster: sysdeps venv
+	$(PY) -m pytest tests/cluster $(PYTEST_ARGS)
 
 check: venv
 	$(VENV)/bin/ruff check .

@@ -68,11 +68,15 @@ class Stack:
 
     def __init__(self, var_dir, mysql_url="", redis_url="", mysql_port=3307, redis_port=6380,
                  max_connections=200, appendfsync="everysec", redis_password="", redis_maxmemory=2 * 1024**3,
-                 ha=False, broker_url="", broker_port=0):
+                 ha=False, broker_url="", broker_port=0, bind_host="127.0.0.1", servers=True):
         self.var_dir = Path(var_dir)
         self.mysql_url = mysql_url
         self.redis_url = redis_url
         self.broker_url = broker_url
+        if not servers:  # a host that runs only the app (make run ROLE=web|worker|flower): URLs for everything
+            self.mariadb = self.redis = self.broker = None
+            self.ha = []
+            return
         self.mariadb = None if mysql_url else MariaDB(var_dir, mysql_port, max_connections)
         self.redis = None
         self.ha = []  # with ha=True: a replica of the private Redis and three Sentinels
@@ -82,22 +86,32 @@ class Stack:
         self.broker = None if broker_url else BrokerRedis(var_dir, broker_port or redis_port + 2,
                                                           maxmemory=BROKER_MAXMEMORY, password=password)
         if not redis_url:
+            # With a replica, a primary its replica stopped answering refuses writes (min-replicas-to-write):
+            # cut off from the others, it would take 202s the failover throws away.
             self.redis = Redis(var_dir, redis_port, maxmemory=redis_maxmemory, appendfsync=appendfsync,
-                               password=password, keep_config=ha)
+                               password=password, keep_config=ha, min_replicas=1 if ha else 0)
             if ha:
                 self.ha = [RedisReplica(var_dir, redis_port + 1, maxmemory=redis_maxmemory, appendfsync=appendfsync,
-                                        password=password, replica_of=redis_port, keep_config=True),
+                                        password=password, replica_of=redis_port, keep_config=True, min_replicas=1),
                            *(Sentinel(var_dir, redis_port + 20000 + n, n + 1, redis_port, password)
                              for n in range(3))]
+        for server in self.private:  # ROLE=data: where the other hosts reach them
+            server.placed(bind_host)
+        for server in self.ha:
+            if isinstance(server, Sentinel):
+                server.primary_host = bind_host
+            else:
+                server.replica_of_host = bind_host
 
     @classmethod
-    def from_settings(cls, settings, ha=False):
-        """The stack `make run` uses: private servers unless MYSQL_URL / REDIS_URL are set."""
+    def from_settings(cls, settings, ha=False, role="all"):
+        """The stack `make run` uses: private servers unless MYSQL_URL / REDIS_URL are set (none but for ROLE=data)."""
         appendfsync = "always" if settings.write_durability == "fsync" else settings.private_redis_appendfsync
         return cls(settings.var_dir, settings.mysql_url, settings.redis_url, settings.private_mysql_port,
                    settings.private_redis_port, appendfsync=appendfsync,
                    redis_password=settings.private_redis_password, redis_maxmemory=settings.private_redis_maxmemory,
-                   ha=ha, broker_url=settings.celery_broker_url, broker_port=settings.private_broker_port)
+                   ha=ha, broker_url=settings.celery_broker_url, broker_port=settings.private_broker_port,
+                   bind_host=settings.private_bind_host, servers=role in ("all", "data"))
 
     @property
     def private(self):

@@ -28,12 +28,18 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from xmlrpc.client import Fault
 
 from deploy.bootstrap import Stack, ensure_env_file, flower_environment
 from deploy.servers import ServerError, alive, port_open, write_private
 from webapp.config import ROOT, ConfigError, env_file_values, load_settings, masked
 
 MARK = "SPILLWAY_STACK"
+# What each role runs (make run ROLE=...): the programs supervisord starts; data runs only the private servers.
+ROLES = {"all": ("worker", "web", "flower"), "web": ("web",), "worker": ("worker",), "flower": ("flower",),
+         "data": ()}
+NEEDS = {"web": ("MYSQL_URL", "REDIS_URL"), "worker": ("MYSQL_URL", "REDIS_URL", "CELERY_BROKER_URL"),
+         "flower": ("REDIS_URL", "CELERY_BROKER_URL")}
 BIN = Path(sys.executable).parent
 STOP_GRACE = 60  # seconds supervisord gets to stop everything before it is killed
 
@@ -253,6 +259,57 @@ def _port_setting(server):
     return {"mariadb": "PRIVATE_MYSQL_PORT", "redis-broker": "PRIVATE_BROKER_PORT"}.get(server, "PRIVATE_REDIS_PORT")
 
 
+def _serve_role(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role):
+    """One role of a spread-out stack: say where things are once its programs run, then wait for a stop."""
+    announced = False
+    started = time.monotonic()
+    programs = Programs(ctl_conf.parent.parent, _ctl_password(ctl_conf))
+    while supervisord.poll() is None:
+        relay.relay()
+        if terminal.check():
+            return 0
+        if not announced and ROLES[role] and _said_refusal(programs.refusal(ROLES[role]), ctl_conf):
+            return REFUSED
+        if not announced:
+            ready = (_ready(f"http://127.0.0.1:{settings.port}/readyz") if role == "web"
+                     else _running(ctl_conf, ROLES[role]))
+            if ready:
+                say(_role_banner(settings, urls, stack, role))
+                announced = True
+            elif time.monotonic() - started > 120:
+                say(f"spillway: ROLE={role} did not come up; see {settings.var_dir}/log/")
+                announced = True
+        time.sleep(0.5)
+    return 0 if terminal.stop else supervisord.returncode or 1
+
+
+def _running(ctl_conf, programs):
+    """True once supervisord reports every one of `programs` RUNNING."""
+    out = subprocess.run([str(BIN / "supervisorctl"), "-c", str(ctl_conf), "status", *programs],
+                         capture_output=True, text=True).stdout
+    return bool(programs) and all(f"{p} " in out and "RUNNING" in out.split(f"{p} ", 1)[1].split("\n")[0]
+                                  for p in programs)
+
+
+def _role_banner(settings, urls, stack, role):
+    """What a role's host runs, and (ROLE=data) the URLs the other hosts need."""
+    lines = ["", f"Spillway ROLE={role} is up."]
+    if role == "data":
+        lines += ["  Give the other hosts these (their .env, or the environment; the passwords are this host's):",
+                  *(f"    {name}={masked(url)}" for name, url in urls.items() if url)]
+        if settings.private_bind_host == "127.0.0.1":
+            lines.append("  (PRIVATE_BIND_HOST is 127.0.0.1: set it to this host's address so that others reach them)")
+    elif role == "web":
+        host = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
+        lines.append(f"  API         http://{host}:{settings.port}/api/v1/items   (readiness: /readyz)")
+    elif role == "flower":
+        lines.append(f"  Flower      http://127.0.0.1:{settings.flower_port}/")
+    else:
+        lines.append(f"  Drain       {settings.worker_process_count} Celery processes on {masked(urls['REDIS_URL'])}")
+    lines += [f"  Logs        {settings.var_dir}/log/", "  Ctrl-C stops it.", ""]
+    return "\n".join(lines)
+
+
 def _ready(url):
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -261,9 +318,23 @@ def _ready(url):
         return False
 
 
+def role_of(argv):
+    """The role in `--role X` (make run ROLE=X), "all" without one."""
+    return argv[argv.index("--role") + 1] if "--role" in argv else "all"
+
+
 def main(argv=()):
-    """Run the stack until asked to stop; return the exit status. --ha: with a Redis replica and Sentinels."""
+    """Run the stack until asked to stop; return the exit status.
+
+    --ha: with a Redis replica and Sentinels. --role web|worker|flower|data: one role of a stack
+    spread over hosts (docs/scaling.md#roles): only that program, pointed at the others by URL, or
+    only the private servers.
+    """
     ha = "--ha" in argv
+    role = role_of(argv)
+    if role not in ROLES:
+        say(f"spillway: ROLE must be one of {', '.join(ROLES)}, got {role!r}")
+        return 2
     added = ensure_env_file()
     if added:
         say(f"Generated {', '.join(added)} into .env (git-ignored, readable by you only)")
@@ -280,14 +351,22 @@ def main(argv=()):
     except ConfigError as err:
         say(f"spillway: {err}")
         return 2
+    missing = [name for name in NEEDS.get(role, ()) if not getattr(settings, name.lower())
+               and not (name == "REDIS_URL" and settings.redis_sentinels)]
+    if missing:
+        say(f"spillway: ROLE={role} runs only the {role} here: set {', '.join(missing)} to the servers of the data "
+            "host (make run ROLE=data prints them; docs/scaling.md#roles)")
+        return 2
     var_dir = Path(settings.var_dir).resolve()
-    stack = Stack.from_settings(settings, ha=ha)
+    stack = Stack.from_settings(settings, ha=ha, role=role)
     if not clear_leftovers(var_dir, stack):
         return 1
-    busy = [(name, port) for name, port in
-            [("PORT", settings.port), ("FLOWER_PORT", settings.flower_port)]
-            + [(_port_setting(s.name), s.port) for s in stack.private]
-            if port_open(port)]
+    ports = {"web": [("PORT", settings.port, "127.0.0.1")],
+             "flower": [("FLOWER_PORT", settings.flower_port, "127.0.0.1")]}
+    busy = [(name, port) for name, port, host in
+            [pair for program in ROLES[role] for pair in ports.get(program, [])]
+            + [(_port_setting(s.name), s.port, s.host) for s in stack.private]
+            if port_open(port, host)]
     if busy:
         say(*(f"spillway: port {port} is in use by another program: set {name} to a free port" for name, port in busy))
         return 2
@@ -304,7 +383,7 @@ def main(argv=()):
             env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
     try:
-        return _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls)
+        return _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role)
     finally:
         say("Stopping (flower, web, worker, then Redis and MariaDB)...")
         if supervisord.poll() is None:
@@ -326,12 +405,40 @@ class Programs:
     """What supervisord says about its programs, over its XML-RPC socket (as supervisorctl asks)."""
 
     def __init__(self, var_dir, password):
+        self.var_dir, self.password = var_dir, password
+        self.rpc = self._proxy()
+
+    def _proxy(self):
         from xmlrpc.client import ServerProxy
 
         from supervisor.xmlrpc import SupervisorTransport
 
-        transport = SupervisorTransport("spillway", password, f"unix://{var_dir}/run/supervisor.sock")
-        self.rpc = ServerProxy("http://127.0.0.1", transport=transport)
+        transport = SupervisorTransport("spillway", self.password, f"unix://{self.var_dir}/run/supervisor.sock")
+        return ServerProxy("http://127.0.0.1", transport=transport)
+
+    def start(self, names, timeout=60):
+        """Start programs once supervisord answers; False if it never does.
+
+        supervisord takes a moment to open its socket: a role with no servers to
+        wait for (ROLE=worker) used to ask before it could answer, and its program
+        was never started.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.rpc.supervisor.getState()["statename"] == "RUNNING":
+                    break
+            except Exception:  # not listening yet (socket missing, refused): the transport keeps
+                self.rpc = self._proxy()  # its failed connection, so the next try needs a new one
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        for name in names:  # each RUNNING (past its startsecs) before the next, as `supervisorctl start` does
+            try:
+                self.rpc.supervisor.startProcess(name, True)
+            except Fault:  # it did not start (a refusal, say): refusal() tells which and why
+                pass
+        return True
 
     def refusal(self, names=("worker", "web", "flower")):
         """(program, its refusal line) for a program that refused to start or gave up; else None.
@@ -353,6 +460,15 @@ class Programs:
         return None
 
 
+def _said_refusal(refused, ctl_conf):
+    """Print which program refused to start and why; True if one did."""
+    if refused:
+        name, line = refused
+        say(f"spillway: {name} refused to start, so the stack is stopping:", f"  {line}",
+            f"  (the whole log: {ctl_conf.parent.parent / 'log' / (name + '.log')})")
+    return bool(refused)
+
+
 def _refusal_line(logfile, spawnerr):
     """The last line of a program's log that says why it stopped (they start "spillway:")."""
     try:
@@ -365,8 +481,8 @@ def _refusal_line(logfile, spawnerr):
     return (said or [line for line in lines if line.strip()] or [spawnerr or "(no output)"])[-1].strip()[:2000]
 
 
-def _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls):
-    """Start the app once the servers answer, print the banner, then wait for a stop."""
+def _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role="all"):
+    """Start the role's programs once the servers answer, print the banner, then wait for a stop."""
     deadline = time.monotonic() + 120
     while not all(server.ping() for server in stack.private):
         relay.relay()
@@ -377,13 +493,17 @@ def _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls):
             return 3
         time.sleep(0.2)
     try:
-        stack.bootstrap()
+        if role in ("all", "data", "web"):  # the schema: where the servers are, or by the web host
+            stack.bootstrap()
     except (ServerError, OSError) as err:
         say(f"spillway: could not create the database: {err}")
         return 3
-    subprocess.run([str(BIN / "supervisorctl"), "-c", str(ctl_conf), "start", "worker", "web", "flower"],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if ROLES[role] and not Programs(ctl_conf.parent.parent, _ctl_password(ctl_conf)).start(ROLES[role]):
+        say(f"spillway: supervisord did not answer; see {settings.var_dir}/log/supervisord.log")
+        return 3
     ready_url = f"http://127.0.0.1:{settings.port}/readyz"
+    if role != "all":
+        return _serve_role(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role)
     announced = False
     started = time.monotonic()
     programs = Programs(ctl_conf.parent.parent, _ctl_password(ctl_conf))
@@ -391,11 +511,7 @@ def _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls):
         relay.relay()
         if terminal.check():
             return 0
-        refused = None if announced else programs.refusal()
-        if refused:
-            name, line = refused
-            say(f"spillway: {name} refused to start, so the stack is stopping:", f"  {line}",
-                f"  (the whole log: {ctl_conf.parent.parent / 'log' / (name + '.log')})")
+        if not announced and _said_refusal(programs.refusal(), ctl_conf):
             return REFUSED
         if not announced and _ready(ready_url):
             say(_banner(settings, urls, stack))

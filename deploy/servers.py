@@ -17,6 +17,8 @@ from pathlib import Path
 
 from webapp.config import redis_userinfo
 
+MIN_REPLICAS_MAX_LAG = 5  # seconds (see Redis.__init__'s min_replicas)
+
 
 class ServerError(RuntimeError):
     """A private server could not be installed, started or stopped."""
@@ -55,6 +57,11 @@ class PrivateServer:
     # then the replica, then the Sentinels, so no Sentinel sees the primary stop and fails over.
     priority = 1
 
+    # Where it listens; a server for other hosts listens on an address of this one. netns: the Linux
+    # network namespace it runs in (the multi-host tests give each host one), None for this host's.
+    host = "127.0.0.1"
+    netns = None
+
     def __init__(self, var_dir, port):
         self.var_dir = Path(var_dir).resolve()
         self.datadir = self.var_dir / self.name
@@ -62,6 +69,11 @@ class PrivateServer:
         self.run_dir = self.var_dir / "run"
         self.log_dir = self.var_dir / "log"
         self.proc = None
+
+    def placed(self, host, netns=None):
+        """The server on another address (and network namespace); returns itself."""
+        self.host, self.netns = host, netns
+        return self
 
     @property
     def pidfile(self):
@@ -130,7 +142,7 @@ class PrivateServer:
         if self.pid:
             self.wait_ready(timeout)
             return
-        if port_open(self.port):
+        if port_open(self.port, self.host):
             raise ServerError(
                 f"port {self.port} is taken by another process; "
                 f"choose another port for the private {self.name}"
@@ -140,8 +152,9 @@ class PrivateServer:
         log = open(self.log_dir / f"{self.name}.out", "ab")  # noqa: SIM115 - handed to the child, closed below
         # start_new_session: a terminal Ctrl-C must not kill the database
         # before the app above it has flushed its work.
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT,
+            [*prefix, *self.command()], stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.var_dir,
         )
         log.close()
@@ -227,7 +240,7 @@ class MariaDB(PrivateServer):
             "[mysqld]\n"
             f"datadir={self.datadir}\nsocket={self.socket}\nport={self.port}\n"
             f"pid-file={self.pidfile}\nlog-error={self.log_dir / 'mariadb.err'}\n"
-            "bind-address=127.0.0.1\nskip-name-resolve\n"
+            f"bind-address={self.host}\nskip-name-resolve\n"
             "character-set-server=utf8mb4\ncollation-server=utf8mb4_nopad_bin\n"
             f"max_connections={self.max_connections}\n"
             "innodb_buffer_pool_size=512M\ninnodb_log_file_size=256M\n"
@@ -270,11 +283,11 @@ class MariaDB(PrivateServer):
         return result
 
     def ensure_database(self, database, user, password):
-        """Create the database and an app user for 127.0.0.1 and localhost."""
+        """Create the database and an app user for 127.0.0.1 and localhost (and any host, if it listens on one)."""
         quoted = password.replace("\\", "\\\\").replace("'", "\\'")
         stmts = [f"CREATE DATABASE IF NOT EXISTS `{database}` "
                  "CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"]
-        for host in ("127.0.0.1", "localhost"):
+        for host in ("127.0.0.1", "localhost", *(("%",) if self.host != "127.0.0.1" else ())):
             stmts += [
                 f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY '{quoted}'",
                 f"ALTER USER '{user}'@'{host}' IDENTIFIED BY '{quoted}'",
@@ -287,7 +300,7 @@ class MariaDB(PrivateServer):
     def url(self, database, user, password):
         """The MYSQL_URL of this server for the app user."""
         from urllib.parse import quote
-        return f"mysql://{quote(user)}:{quote(password, safe='')}@127.0.0.1:{self.port}/{database}"
+        return f"mysql://{quote(user)}:{quote(password, safe='')}@{self.host}:{self.port}/{database}"
 
 
 class Redis(PrivateServer):
@@ -300,12 +313,16 @@ class Redis(PrivateServer):
     policy = "volatile-ttl"
 
     def __init__(self, var_dir, port, maxmemory=2 * 1024**3, appendfsync="everysec", password="",
-                 replica_of=None, keep_config=False):
+                 replica_of=None, keep_config=False, min_replicas=0, replica_of_host="127.0.0.1"):
         super().__init__(var_dir, port)
         self.maxmemory = int(maxmemory)
         self.appendfsync = appendfsync
         self.password = password
         self.replica_of = replica_of  # the primary's port, for a replica
+        self.replica_of_host = replica_of_host
+        # With replicas: a primary that no replica has acknowledged for min-replicas-max-lag seconds
+        # refuses writes, so one cut off from the others (a split brain) stops taking 202s it would lose.
+        self.min_replicas = min_replicas
         # With Sentinel, its CONFIG REWRITE records who replicates whom after a failover:
         # a restart must keep that, not reset the topology (and resync the newer side away).
         self.keep_config = keep_config
@@ -327,7 +344,9 @@ class Redis(PrivateServer):
         if self.password:
             lines += [f"requirepass {_redis_quote(self.password)}", f"masterauth {_redis_quote(self.password)}"]
         if self.replica_of:
-            lines.append(f"replicaof 127.0.0.1 {self.replica_of}")
+            lines.append(f"replicaof {self.replica_of_host} {self.replica_of}")
+        if self.min_replicas:
+            lines += [f"min-replicas-to-write {self.min_replicas}", f"min-replicas-max-lag {MIN_REPLICAS_MAX_LAG}"]
         _write_private(self.conf, lines)
 
     def command(self):
@@ -336,11 +355,11 @@ class Redis(PrivateServer):
 
     def ping(self):
         """True on a literal PONG (a loading server answers LOADING)."""
-        return _redis_ping(self.port, self.password)
+        return _redis_ping(self.port, self.password, self.host)
 
     def url(self, db=0):
         """The REDIS_URL of this server (with its password)."""
-        return f"redis://{redis_userinfo(self.password)}127.0.0.1:{self.port}/{db}"
+        return f"redis://{redis_userinfo(self.password)}{self.host}:{self.port}/{db}"
 
 
 class BrokerRedis(Redis):
@@ -369,10 +388,12 @@ class Sentinel(PrivateServer):
     stop_timeout = 10
     priority = 3
 
-    def __init__(self, var_dir, port, number, primary_port, password="", service="spillway", down_after_ms=2000):
+    def __init__(self, var_dir, port, number, primary_port, password="", service="spillway", down_after_ms=2000,
+                 primary_host="127.0.0.1"):
         self.name = f"sentinel-{number}"
         super().__init__(var_dir, port)
         self.primary_port = primary_port
+        self.primary_host = primary_host
         self.password = password
         self.service = service
         self.down_after_ms = down_after_ms
@@ -385,7 +406,7 @@ class Sentinel(PrivateServer):
             return
         pw = _redis_quote(self.password)
         lines = [*_redis_conf_head(self),
-                 f"sentinel monitor {self.service} 127.0.0.1 {self.primary_port} 2",
+                 f"sentinel monitor {self.service} {self.primary_host} {self.primary_port} 2",
                  f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}",
                  f"sentinel failover-timeout {self.service} 10000",
                  f"sentinel parallel-syncs {self.service} 1"]
@@ -399,12 +420,12 @@ class Sentinel(PrivateServer):
 
     def ping(self):
         """True once it answers PONG."""
-        return _redis_ping(self.port, self.password)
+        return _redis_ping(self.port, self.password, self.host)
 
 
 def _redis_conf_head(server):
     """The first lines of a redis-server or Sentinel config: where it listens, and its files under var/."""
-    return [f"port {server.port}", "bind 127.0.0.1", f"dir {server.datadir}", f"pidfile {server.pidfile}",
+    return [f"port {server.port}", f"bind {server.host}", f"dir {server.datadir}", f"pidfile {server.pidfile}",
             f"logfile {server.log_dir / (server.name + '.log')}", "daemonize no"]
 
 
@@ -433,10 +454,10 @@ def write_private(path, text):
     os.replace(tmp, path)
 
 
-def _redis_ping(port, password):
-    """True on a literal PONG from a redis-server or Sentinel on this host (after AUTH if it has a password)."""
+def _redis_ping(port, password, host="127.0.0.1"):
+    """True on a literal PONG from a redis-server or Sentinel (after AUTH if it has a password)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+        with socket.create_connection((host, port), timeout=1) as s:
             if password:
                 s.sendall(_resp("AUTH", password))
                 if not s.recv(64).startswith(b"+OK"):

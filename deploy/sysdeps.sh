@@ -2,8 +2,8 @@
 # Install the Debian packages Spillway needs, but only those that are missing.
 # Usage: deploy/sysdeps.sh [wrk] [test]
 #   wrk:  wrk and ab, for `make bench`
-#   test: libfaketime (a web host with a skewed clock) and promtool (from Debian's prometheus package:
-#         it checks deploy/prometheus-alerts.yml), for `make test`
+#   test: libfaketime (a web host with a skewed clock), promtool (from Debian's prometheus package:
+#         it checks deploy/prometheus-alerts.yml) and nftables (the multi-host tests' partitions), for `make test`
 set -euo pipefail
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
 need=()
@@ -14,7 +14,7 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 for extra in "$@"; do
   case "$extra" in
     wrk) have wrk || need+=(wrk); have ab || need+=(apache2-utils) ;;
-    test) have faketime || need+=(faketime); have promtool || need+=(prometheus) ;;
+    test) have faketime || need+=(faketime); have promtool || need+=(prometheus); have nft || need+=(nftables) ;;
   esac
 done
 if [ ${#need[@]} -gt 0 ]; then

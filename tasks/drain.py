@@ -80,7 +80,12 @@ class Drainer:
         self._yield = False
 
     def alive(self) -> bool:
-        """Renew the slot lease and heartbeat; False if the slot is lost or the worker stops."""
+        """Renew the slot lease and heartbeat; False if the slot is lost or the worker stops.
+
+        First, where the primary is (at most once a second): after a failover the
+        connections to the old one are dropped, and this drain reads the new one.
+        """
+        self.svc.failover.poll()
         if self.leases.stopping(self.worker):
             self.result["status"] = "worker shutting down"
             return False

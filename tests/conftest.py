@@ -9,5 +9,6 @@ import pytest
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test unit or e2e by the folder it lives in."""
     for item in items:
-        kind = "unit" if "/tests/unit/" in str(item.path) else "e2e"
+        path = str(item.path)
+        kind = "unit" if "/tests/unit/" in path else "cluster" if "/tests/cluster/" in path else "e2e"
         item.add_marker(getattr(pytest.mark, kind))

@@ -34,11 +34,14 @@ def register_storage(app: Any, settings: Settings) -> None:
     """This process's storage; under gevent with the coalescing Redis client and a time box."""
     from webapp.api.request import EXTENSION
     from webapp.server.coalesce import CoalescingRedis
+    from webapp.server.failover import follow
     from webapp.server.timebox import gevent_active, timebox
     from webapp.storage.services import Services
 
     if gevent_active():
-        app.extensions[EXTENSION] = Services(settings, "web", redis_class=CoalescingRedis, timebox=timebox)
+        services = Services(settings, "web", redis_class=CoalescingRedis, timebox=timebox)
+        app.extensions[EXTENSION] = services
+        follow(services.failover)  # a failover is followed at once, not after the old primary fails
     else:  # the Flask CLI, a test client
         app.extensions[EXTENSION] = Services(settings, "web")
 

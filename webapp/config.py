@@ -115,6 +115,7 @@ class Settings:
     private_redis_port: int = setting("PRIVATE_REDIS_PORT", 6380, "port of the private Redis `make run` starts")
     private_redis_maxmemory: int = setting("PRIVATE_REDIS_MAXMEMORY", 2147483648, "bytes of memory the private Redis may use (its `maxmemory`)")
     private_broker_port: int = setting("PRIVATE_BROKER_PORT", 0, "port of the private Redis `make run` starts for Celery's messages (CELERY_BROKER_URL); 0: PRIVATE_REDIS_PORT + 2")
+    private_bind_host: str = setting("PRIVATE_BIND_HOST", "127.0.0.1", "address the private MariaDB and Redis listen on; another (this host's address on a private network) lets other hosts use them, for `make run ROLE=data`")
     private_redis_password: str = setting("PRIVATE_REDIS_PASSWORD", "", "password of the private Redis; `make run` generates it into .env", secret=True)
     private_redis_appendfsync: str = setting("PRIVATE_REDIS_APPENDFSYNC", "everysec", "`everysec` or `always`: when the private Redis fsyncs its AOF (see docs/guarantees.md)")
 

@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 from deploy.processes import ROOT, free_port, wait_for
 from deploy.run import stack_processes
 from tests.e2e.helpers import MYSQL_PORT, REDIS_PORT, VAR
-from webapp.config import documented_settings
+from webapp.config import documented_settings, load_settings
 
 RUN_VAR = VAR / "make-run"
 
@@ -282,3 +282,46 @@ def test_make_run_ha_runs_a_replica_and_three_sentinels_and_follows_a_failover(m
     assert requests.get(run.base + "/api/v1/items/after", timeout=10).json()["data"] == {"n": 2}
     sentinel.close()
     assert run.stop_with(signal.SIGINT) < 30
+
+
+def test_make_run_ha_sentinel_failover_under_8_writers_stores_every_202_exactly_once(make_run):
+    from tests.cluster.cluster import Writers, audit
+
+    run = make_run(args=["--ha"])
+    run.wait_up()
+    sentinel = redis_lib.Redis(port=REDIS_PORT + 10 + 20000, password=run.settings()["PRIVATE_REDIS_PASSWORD"])
+    wait_for(lambda: any(r.get("master-link-status") == "ok" for r in sentinel.sentinel_slaves("spillway")),
+             timeout=40, interval=0.5, message="the Sentinels to know the replica")
+    writers = Writers([run.base], f"ha-{time.time_ns()}", threads=8, key=run.key())
+    try:
+        wait_for(lambda: len(writers.accepted) > 20, timeout=30, message="writes")
+        old = sentinel.sentinel_get_master_addr_by_name("spillway")[1]
+        sentinel.execute_command("SENTINEL", "FAILOVER", "spillway")  # the planned failover docs/scaling.md gives
+        wait_for(lambda: sentinel.sentinel_get_master_addr_by_name("spillway")[1] != old, timeout=30, interval=0.2,
+                 message="the failover")
+        since = time.monotonic()
+        wait_for(lambda: writers.last_202 > since, timeout=60, message="writes on the new primary")
+        time.sleep(2)
+    finally:
+        writers.finish()
+    settings = _settings(run)
+    primary = redis_lib.Redis(port=int(sentinel.sentinel_get_master_addr_by_name("spillway")[1]),
+                              password=run.settings()["PRIVATE_REDIS_PASSWORD"])
+    wait_for(lambda: int(primary.get("spillway:queue:depth") or 0) == 0, timeout=60, message="the queue to drain")
+    found = audit(settings, run.base, writers)
+    assert found["writes"] > 50, found
+    assert (found["lost"], found["doubled"], found["went_back"], found["receipts_missing"]) == (0, 0, 0, 0), found
+    sentinel.close()
+    primary.close()
+    assert run.stop_with(signal.SIGINT) < 30
+
+
+def _settings(run):
+    """The settings of a make run-ha stack, with the URLs of its private servers (the banner masks them)."""
+    from deploy.bootstrap import Stack
+
+    found = load_settings({"var_dir": str(RUN_VAR), "private_mysql_port": MYSQL_PORT + 10,
+                           "private_redis_port": REDIS_PORT + 10, "mysql_url": "", "redis_url": "",
+                           "private_redis_password": run.settings()["PRIVATE_REDIS_PASSWORD"]})
+    urls = Stack.from_settings(found, ha=True).urls()
+    return load_settings({"mysql_url": urls["MYSQL_URL"], "redis_url": urls["REDIS_URL"]})

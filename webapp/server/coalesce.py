@@ -44,6 +44,12 @@ class RedisCoalescer:
         self._conn: Any = None
         self._runner: gevent.Greenlet | None = None
 
+    def reconnect(self) -> None:
+        """Drop the connection (the primary moved): the next batch makes a new one, through Sentinel."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.disconnect()
+
     def execute(self, *args: Any, timeout: float, wait: tuple[int, int] | None = None) -> Any:
         """Run one command; the reply, or the error Redis (or the connection) gave.
 
@@ -117,6 +123,12 @@ class CoalescingRedis(redis.Redis):
         self._commits = RedisCoalescer(connection_pool)  # the group-commit lane: its batches end with WAIT
         timeout = connection_pool.connection_kwargs.get("socket_timeout")
         self._timeout = float(timeout) if timeout else 2.0
+
+    def reconnect(self) -> None:
+        """Drop every connection to Redis (the primary moved); the next commands reconnect through Sentinel."""
+        self._coalescer.reconnect()
+        self._commits.reconnect()
+        self.connection_pool.disconnect()
 
     def group_commit(self, command: tuple[Any, ...], replicas: int, timeout_ms: int) -> tuple[Any, int]:
         """Run a write, then wait (with the rest of its batch) for `replicas`: (reply, replicas that have it)."""

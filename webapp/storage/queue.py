@@ -29,6 +29,7 @@ from webapp.storage.errors import (
     ReplicationTimeout,
     StorageError,
 )
+from webapp.storage.failover import Failover
 from webapp.storage.records import Record, kind_of, pack
 from webapp.storage.redis_client import bounded, load_script
 from webapp.storage.stream import ALIVE_WINDOW_MS, head_age_s
@@ -90,10 +91,12 @@ class Receipt:
 class WriteQueue:
     """Append writes to the queue; report receipts and the queue's state."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, timebox: Timebox = no_timebox) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings, timebox: Timebox = no_timebox,
+                 failover: Failover | None = None) -> None:
         self.redis = client
         self.settings = settings
         self._timebox = timebox
+        self._failover = failover
         self._accept = load_script(client, "accept")
         self._offset_us = 0
         self._offset_checked = -CLOCK_CHECK_S
@@ -119,6 +122,9 @@ class WriteQueue:
 
     def _append(self, records: Sequence[Record], key_id: str, idempotency_key: str | None,
                 request_hash: str) -> Receipt:
+        if self._failover is not None and self._failover.writes_paused():
+            raise QueueUnavailable("a Redis failover is under way: nothing was accepted; retry in a moment",
+                                   retry_after=1)
         kind = kind_of(records)
         write_id = new_write_id()
         timeout = self.settings.redis_timeout

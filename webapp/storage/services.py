@@ -15,6 +15,7 @@ from webapp.storage import redis_client
 from webapp.storage.bounds import Timebox, no_timebox
 from webapp.storage.cache import ItemCache
 from webapp.storage.deadletters import DeadLetters
+from webapp.storage.failover import Failover
 from webapp.storage.housekeeping import Housekeeping
 from webapp.storage.leases import Leases
 from webapp.storage.mysql import Database, Reads
@@ -27,8 +28,8 @@ from webapp.storage.stream import Stream
 class Services:
     """Per-process storage for the web app (role "web") or a drain worker (role "worker")."""
 
-    _MADE_ON_USE = ("redis", "redis_replica", "db", "replica", "reads", "cache", "queue", "receipts", "stream",
-                    "leases", "housekeeping", "retention", "dead_letters")
+    _MADE_ON_USE = ("redis", "redis_replica", "failover", "db", "replica", "reads", "cache", "queue", "receipts",
+                    "stream", "leases", "housekeeping", "retention", "dead_letters")
 
     def __init__(self, settings: Settings, role: str = "web", redis_class: type[Redis] = Redis,
                  timebox: Timebox = no_timebox) -> None:
@@ -46,6 +47,23 @@ class Services:
     def redis(self) -> Redis:
         """The Redis client (a bounded, blocking pool in web workers)."""
         return redis_client.connect(self.settings, blocking=self.role == "web", client_class=self.redis_class)
+
+    @cached_property
+    def failover(self) -> Failover:
+        """Where the primary is (Sentinel): a move drops this process's Redis connections at once."""
+        failover = Failover(self.settings)
+        failover.on_switch(self._reconnect)
+        return failover
+
+    def _reconnect(self) -> None:
+        client = self.__dict__.get("redis")
+        if client is None:
+            return
+        reconnect = getattr(client, "reconnect", None)  # the web's coalescer has connections of its own
+        if reconnect is not None:
+            reconnect()
+        else:
+            client.connection_pool.disconnect()
 
     @cached_property
     def redis_replica(self) -> Redis | None:
@@ -83,7 +101,7 @@ class Services:
     @cached_property
     def queue(self) -> WriteQueue:
         """The write queue, web side: append, receipts, stats."""
-        return WriteQueue(self.redis, self.settings, self.timebox)
+        return WriteQueue(self.redis, self.settings, self.timebox, self.failover)
 
     @cached_property
     def receipts(self) -> Receipts:
