@@ -31,7 +31,7 @@ def chromium():
     sys.exit("bench.screenshots: needs Chromium (apt-get install chromium)")
 
 
-def shot(browser, url, path, width=1600, height=1000):
+def shot(browser, url, path, width=1800, height=1000):
     """A headless screenshot of url (basic auth in the URL) into path."""
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                     f"--window-size={width},{height}", "--virtual-time-budget=8000",

@@ -21,4 +21,4 @@ basic_auth = [_settings.flower_basic_auth]
 max_tasks = 10000
 # The result column: what each drain did (rows written, dead letters, lag, status),
 # so the tasks that wrote something can be told from the idle ones at a glance.
-tasks_columns = "name,uuid,state,result,received,started,runtime,worker"
+tasks_columns = "name,state,result,received,runtime,worker"

@@ -70,8 +70,9 @@ class Drainer:
         self.deadline = self.started + seconds
         self.carry: list[Entry] = []  # entries read but not yet written
         self.next_claim = 0.0
-        self.result: dict[str, Any] = {"slot": slot, "rows": 0, "items": 0, "events": 0, "dead": 0, "batches": 0,
-                                       "lag_ms_max": 0, "lag_ms_avg": 0, "retries": 0, "status": "ok"}
+        # What Flower's Result column shows, in this order (it cuts the text): the work and its trouble first.
+        self.result: dict[str, Any] = {"rows": 0, "dead": 0, "lag_ms_max": 0, "status": "ok", "slot": slot,
+                                       "items": 0, "events": 0, "batches": 0, "lag_ms_avg": 0, "retries": 0}
         self._lag_total = 0
         self._in_trouble = False
         self._next_look = 0.0
