@@ -261,6 +261,22 @@ def _port_setting(server):
 
 def _serve_role(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role):
     """One role of a spread-out stack: say where things are once its programs run, then wait for a stop."""
+    if role == "web":
+        def ready():
+            return _ready(f"http://127.0.0.1:{settings.port}/readyz")
+    elif ROLES[role]:
+        def ready():
+            return _running(ctl_conf, ROLES[role])
+    else:  # ROLE=data: its servers answered before this
+        def ready():
+            return True
+    return _watch(supervisord, terminal, relay, ctl_conf, ROLES[role], ready,
+                  lambda: _role_banner(settings, urls, stack, role),
+                  f"spillway: ROLE={role} did not come up; see {settings.var_dir}/log/")
+
+
+def _watch(supervisord, terminal, relay, ctl_conf, names, ready, banner, late):
+    """Until a stop: stop at once if one of `names` refuses to start; print banner() once ready(), or `late`."""
     announced = False
     started = time.monotonic()
     programs = Programs(ctl_conf.parent.parent, _ctl_password(ctl_conf))
@@ -268,17 +284,14 @@ def _serve_role(settings, stack, supervisord, terminal, relay, ctl_conf, urls, r
         relay.relay()
         if terminal.check():
             return 0
-        if not announced and ROLES[role] and _said_refusal(programs.refusal(ROLES[role]), ctl_conf):
+        if not announced and names and _said_refusal(programs.refusal(names), ctl_conf):
             return REFUSED
-        if not announced:
-            ready = (_ready(f"http://127.0.0.1:{settings.port}/readyz") if role == "web"
-                     else _running(ctl_conf, ROLES[role]))
-            if ready:
-                say(_role_banner(settings, urls, stack, role))
-                announced = True
-            elif time.monotonic() - started > 120:
-                say(f"spillway: ROLE={role} did not come up; see {settings.var_dir}/log/")
-                announced = True
+        if not announced and ready():
+            say(banner())
+            announced = True
+        elif not announced and time.monotonic() - started > 120:
+            say(late)
+            announced = True
         time.sleep(0.5)
     return 0 if terminal.stop else supervisord.returncode or 1
 
@@ -501,26 +514,11 @@ def _serve(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role="
     if ROLES[role] and not Programs(ctl_conf.parent.parent, _ctl_password(ctl_conf)).start(ROLES[role]):
         say(f"spillway: supervisord did not answer; see {settings.var_dir}/log/supervisord.log")
         return 3
-    ready_url = f"http://127.0.0.1:{settings.port}/readyz"
     if role != "all":
         return _serve_role(settings, stack, supervisord, terminal, relay, ctl_conf, urls, role)
-    announced = False
-    started = time.monotonic()
-    programs = Programs(ctl_conf.parent.parent, _ctl_password(ctl_conf))
-    while supervisord.poll() is None:
-        relay.relay()
-        if terminal.check():
-            return 0
-        if not announced and _said_refusal(programs.refusal(), ctl_conf):
-            return REFUSED
-        if not announced and _ready(ready_url):
-            say(_banner(settings, urls, stack))
-            announced = True
-        elif not announced and time.monotonic() - started > 120:
-            say(f"spillway: {ready_url} did not answer 200 yet; see var/log/")
-            announced = True
-        time.sleep(0.5)
-    return 0 if terminal.stop else supervisord.returncode or 1
+    ready_url = f"http://127.0.0.1:{settings.port}/readyz"
+    return _watch(supervisord, terminal, relay, ctl_conf, ROLES["all"], lambda: _ready(ready_url),
+                  lambda: _banner(settings, urls, stack), f"spillway: {ready_url} did not answer 200 yet; see var/log/")
 
 
 if __name__ == "__main__":
