@@ -256,7 +256,8 @@ class Drainer:
 
 # Past the soft limit a task raises inside; past the hard one its process is replaced. Either
 # way its entries stay unacknowledged and are reclaimed after WRITE_CLAIM_IDLE.
-_LIMIT = int(services.settings.drain_idle_task_seconds + services.settings.db_write_timeout + HANDOVER_PATIENCE + 30)
+_LIMIT = int(max(services.settings.drain_task_seconds, services.settings.drain_idle_task_seconds)
+             + services.settings.db_write_timeout + HANDOVER_PATIENCE + 30)
 
 
 @app.task(name="spillway.drain", acks_late=True, reject_on_worker_lost=True, soft_time_limit=_LIMIT,
@@ -275,7 +276,7 @@ def drain(slot: int, token: str) -> dict[str, Any]:
             return total
         settings = services.settings
         if pacing.stay_idle(result, time.monotonic() - started, settings.drain_task_seconds,
-                            settings.drain_idle_task_seconds):
+                            settings.drain_idle_task_seconds) and not _others_waiting():
             continue  # nothing to write: stay, rather than add one more 0-row task to Flower's list
         try:  # hand on (a stopping worker's successor waits in the queue for another worker)
             leases.renew(slot, token, QUEUED_LEASE)
@@ -288,6 +289,23 @@ def drain(slot: int, token: str) -> dict[str, Any]:
                 return total
             log.warning("drain: could not hand slot %d on (%s); draining on in this task", slot, err)
             leases.renew(slot, token, RUNNING_LEASE)
+
+
+def _others_waiting() -> bool:
+    """True if a task waits in Celery's queue (a redrive, the retention run): an idle drain then gives up its process.
+
+    Every pool process may be running a drain: one that stayed idle for a minute
+    held back a redrive or the retention run behind it for that long.
+    """
+    try:
+        with app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1)
+            channel: Any = conn.default_channel
+            declared = channel.queue_declare(queue=app.conf.task_default_queue, passive=True)
+            return bool(declared.message_count)
+    except Exception as err:  # the broker away or full (kombu's errors): stay, as before
+        log.debug("drain: Celery's queue not read (%s)", err)
+        return False
 
 
 def _merged(total: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:

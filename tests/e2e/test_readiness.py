@@ -4,6 +4,8 @@ Readiness means "can serve": with MySQL alone down, cached reads answer and
 writes queue, so /readyz stays 200 (degraded); only a Redis outage is 503. The
 checks, which may carry a server's error text, are shown only with an API key.
 """
+import signal
+
 import pytest
 
 from tests.e2e.helpers import HEADERS, assert_error, get, item_url, post_items
@@ -30,11 +32,15 @@ def test_readyz_details_need_a_key(web):
     assert_error(get(web.url + "/readyz", headers={"Authorization": "Bearer nope"}), 401, "unauthorized")
 
 
-def test_readyz_stays_200_while_mysql_alone_is_down_and_writes_still_queue(fresh, start_web, servers_restored):
+@pytest.mark.parametrize("how", ["stopped", "hung"])
+def test_readyz_stays_200_while_mysql_alone_is_down_and_writes_still_queue(fresh, start_web, servers_restored, how):
     web = start_web()
     post_items(web, [("cached", {"v": 1})])
     get(item_url(web.url, "cached"))
-    servers_restored.mariadb.stop()
+    if how == "stopped":
+        servers_restored.mariadb.stop()
+    else:  # SIGSTOP: it accepts connections in the kernel and never answers
+        servers_restored.mariadb.signal(signal.SIGSTOP)
     r = get(web.url + "/readyz")
     assert r.status_code == 200 and r.json() == {"status": "degraded", "down": ["mysql"]}
     assert get(web.url + "/readyz", headers=HEADERS).json()["checks"]["mysql"] != "ok"
